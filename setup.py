@@ -1,0 +1,38 @@
+"""vsearch: evolutionary architecture search for video classification networks."""
+
+import setuptools
+
+setuptools.setup(
+    name="vsearch",
+    version="0.1.0",
+    description=(
+        "Evolutionary search for video classification networks: EvaNet, "
+        "AssembleNet(++) and Tiny Video Networks on tf.distribute."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=setuptools.find_packages(include=["vsearch", "vsearch.*", "launch", "launch.*"]),
+    include_package_data=True,
+    package_data={"vsearch": ["py.typed"]},
+    install_requires=[
+        "tensorflow==2.21.0",
+        "keras==3.15.1",
+        "tensorflow-datasets==4.9.10",
+        "absl-py==2.5.1",
+        "gin-config==0.5.0",
+        "ai-edge-litert==2.3.0",
+        "tensorboard==2.21.0",
+        "numpy>=1.26,<3",
+        "matplotlib>=3.8,<4",
+    ],
+    extras_require={
+        "test": ["pytest>=8,<10"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+    license="Apache-2.0",
+)

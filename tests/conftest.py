@@ -1,0 +1,16 @@
+"""Shared pytest fixtures: quiet TensorFlow, a clean gin config per test."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import gin  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
+
+
+@pytest.fixture(autouse=True)
+def clean_gin_config():
+  """Every test starts and ends with an empty gin config."""
+  gin.clear_config()
+  yield
+  gin.clear_config()

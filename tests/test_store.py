@@ -1,0 +1,72 @@
+"""The record store: atomic writes, never overwritten, unreadable records skipped."""
+
+import json
+import os
+
+import pytest
+
+from vsearch import store as store_lib
+from vsearch.errors import UserError
+from vsearch.store import Record, RecordStore
+
+
+def _record(index, fitness=0.5, status="ok"):
+  return Record(id=store_lib.format_id(index), method="tvn", genome={"x": index},
+                status=status, fitness=fitness if status == "ok" else None,
+                metrics={"accuracy": fitness})
+
+
+def test_write_then_read_round_trips(tmp_path):
+  store = RecordStore(str(tmp_path))
+  path = store.write(_record(3, fitness=0.75))
+  assert path == os.path.join(tmp_path, "candidates", "000003.json")
+  [record] = store.read_all()
+  assert record == _record(3, fitness=0.75)
+  assert json.load(open(path))["format"] == store_lib.RECORD_FORMAT
+
+
+def test_records_are_never_overwritten(tmp_path):
+  store = RecordStore(str(tmp_path))
+  store.write(_record(0, fitness=0.1))
+  with pytest.raises(FileExistsError):
+    store.write(_record(0, fitness=0.9))
+  assert store.read_all()[0].fitness == 0.1
+  assert os.listdir(store.directory) == ["000000.json"]  # no temporary left
+
+
+def test_unreadable_records_are_skipped_with_a_warning_and_kept(tmp_path, caplog):
+  store = RecordStore(str(tmp_path))
+  store.write(_record(0))
+  store.write(_record(2))
+  truncated = store.path("000001")
+  with open(truncated, "w") as f:
+    f.write('{"id": "000001", "meth')
+  with open(store.path("000003"), "w") as f:
+    json.dump({"id": "000004", "method": "tvn", "genome": {}, "status": "ok"}, f)
+  records = store.read_all()
+  assert [r.id for r in records] == ["000000", "000002"]
+  assert "000001.json" in caplog.text and "000003.json" in caplog.text
+  # The broken files still hold their ids: a search never reuses them.
+  assert store.ids() == {"000000", "000001", "000002", "000003"}
+  assert open(truncated).read() == '{"id": "000001", "meth'
+
+
+def test_temporary_files_are_not_records(tmp_path):
+  store = RecordStore(str(tmp_path))
+  with open(os.path.join(store.directory, "000005.json.tmp-abc"), "w") as f:
+    f.write("{")
+  assert store.ids() == set() and store.read_all() == []
+
+
+def test_newer_fields_are_ignored_and_missing_fields_rejected(tmp_path):
+  data = _record(1).to_dict() | {"from_the_future": 1}
+  assert Record.from_dict(data) == _record(1)
+  with pytest.raises(ValueError, match="genome"):
+    Record.from_dict({"id": "000001", "method": "tvn", "status": "ok"})
+
+
+def test_unwritable_workdir_is_a_user_error(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("not a folder")
+  with pytest.raises(UserError, match="--workdir"):
+    RecordStore(str(blocker / "workdir"))

@@ -1,0 +1,49 @@
+"""Search methods. Each method is one module holding its genome, search space,
+random sampling, mutation and Keras builder, so a method is one file to read.
+
+The search loop only talks to a method through the ``Method`` protocol below:
+it never looks inside a genome, and a method never trains or records anything
+(the split Keras Tuner makes between its Oracle and its Tuner).
+"""
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from vsearch.data.clips import ClipSpec
+
+
+class Genome(Protocol):
+  """A candidate architecture: immutable, validated, JSON-serialisable."""
+
+  def to_dict(self) -> dict[str, Any]:
+    """A JSON-compatible dict that ``Method.genome_from_dict`` reads back."""
+
+
+class Method(Protocol):
+  """What the search loop needs from a search method."""
+
+  name: str
+
+  def sample(self, rng: np.random.Generator) -> Genome:
+    """Draws a random genome from the search space."""
+
+  def mutate(self, genome: Genome, rng: np.random.Generator,
+             progress: float) -> tuple[Genome, str]:
+    """Returns a valid child that differs from ``genome`` and what changed.
+
+    Args:
+      genome: the parent.
+      rng: the only source of randomness.
+      progress: fraction of the search done, in [0, 1]; methods that mutate
+        more early than late (EvaNet) read it.
+    """
+
+  def genome_from_dict(self, data: dict[str, Any]) -> Genome:
+    """Reads a genome written by ``Genome.to_dict``; raises InvalidGenomeError."""
+
+  def clip_spec(self, genome: Genome) -> ClipSpec:
+    """The clips the genome's model reads."""
+
+  def build(self, genome: Genome, num_classes: int):
+    """The Keras model: clips (B, T, H, W, 3) float32 -> logits (B, classes)."""

@@ -1,0 +1,56 @@
+"""Progress lines for long work: n of N, what happened, best so far, time left."""
+
+import sys
+import time
+from typing import Optional, TextIO
+
+
+def format_duration(seconds: float) -> str:
+  """``75`` -> ``"1m15s"``; ``4000`` -> ``"1h06m"``."""
+  seconds = max(int(round(seconds)), 0)
+  if seconds < 60:
+    return f"{seconds}s"
+  if seconds < 3600:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+  """Counts finished items and estimates the time left from the mean so far.
+
+  Only items done in this process count towards the rate, so a resumed job
+  does not claim that the items it skipped took no time.
+
+  Args:
+    total: how many items the job has.
+    done: how many were already done before this process started.
+    stream: where lines go.
+  """
+
+  def __init__(self, total: int, done: int = 0, stream: Optional[TextIO] = None):
+    self.total = total
+    self.done = done
+    self._done_here = 0
+    self._start = time.monotonic()
+    self._stream = stream or sys.stdout
+
+  def step(self) -> None:
+    self.done += 1
+    self._done_here += 1
+
+  @property
+  def counter(self) -> str:
+    width = len(str(self.total))
+    return f"[{self.done:>{width}}/{self.total}]"
+
+  @property
+  def time_left(self) -> Optional[float]:
+    if not self._done_here:
+      return None
+    rate = (time.monotonic() - self._start) / self._done_here
+    return rate * (self.total - self.done)
+
+  def print(self, message: str) -> None:
+    left = self.time_left
+    eta = f" | ~{format_duration(left)} left" if left is not None and self.done < self.total else ""
+    print(f"{self.counter} {message}{eta}", file=self._stream, flush=True)
