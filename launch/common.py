@@ -1,0 +1,102 @@
+"""What every launcher shares: flags, quiet logs, gin parsing, clean errors.
+
+This module does not import TensorFlow, so ``--help`` is instant and log
+settings are in place before TensorFlow starts.
+"""
+
+import contextlib
+import logging
+import os
+import sys
+
+from absl import flags
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+flags.DEFINE_string("workdir", None, "Where the job reads and writes its state "
+                    "(local path or gs://).")
+flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order.")
+flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings applied after the "
+                          "files, e.g. --gin_bindings='Search.num_candidates=8'.")
+flags.DEFINE_bool("tf_logs", False, "Show TensorFlow's C++ and Python logs.")
+
+
+def quiet_tensorflow(show_logs: bool) -> None:
+  """Silences TensorFlow's log noise unless asked for; call before importing TF."""
+  if show_logs:
+    return
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+  logging.getLogger("tensorflow").setLevel(logging.ERROR)
+  logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _silenced_stderr(enabled: bool):
+  """Sends file descriptor 2 to /dev/null, where C++ libraries write.
+
+  TensorFlow's native libraries print start-up lines (CUDA probing, absl
+  pre-initialisation warnings) before any log level applies. Python
+  exceptions are printed after the descriptor is restored, so none is lost.
+  """
+  if not enabled:
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(devnull)
+    os.close(saved)
+
+
+def import_vsearch(show_logs: bool) -> None:
+  """Imports TensorFlow and every gin configurable, quietly unless asked."""
+  quiet_tensorflow(show_logs)
+  with _silenced_stderr(not show_logs):
+    from vsearch import configurables  # pylint: disable=g-import-not-at-top,unused-import
+  if not show_logs:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.get_logger().setLevel(logging.ERROR)
+
+
+def parse_gin(files, bindings) -> None:
+  """Parses gin files and bindings after registering every configurable.
+
+  Includes inside gin files resolve against the repository root as well as
+  the working directory, so ``include 'gin/data/synthetic.gin'`` works from
+  anywhere.
+
+  Raises:
+    UserError: a file is missing or a binding is unknown or malformed.
+  """
+  import gin  # pylint: disable=g-import-not-at-top
+  from vsearch import configurables  # pylint: disable=g-import-not-at-top,unused-import
+  from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
+
+  gin.add_config_file_search_path(REPO_ROOT)
+  try:
+    gin.parse_config_files_and_bindings(files, bindings)
+  except (OSError, ValueError, KeyError, SyntaxError) as e:
+    message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise UserError(f"Bad gin config: {message}") from e
+
+
+@contextlib.contextmanager
+def user_errors():
+  """Turns a UserError into one line on stderr and exit status 2."""
+  from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
+  try:
+    yield
+  except UserError as e:
+    # gin appends "In call to configurable ..." lines; the first line says it all.
+    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
+    sys.exit(2)
+  except KeyboardInterrupt:
+    print("\nInterrupted; the records written so far are kept, and the same "
+          "command resumes.", file=sys.stderr, flush=True)
+    sys.exit(130)

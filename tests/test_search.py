@@ -1,0 +1,110 @@
+"""The search end to end: a real search killed with SIGKILL resumes, bad input ends cleanly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vsearch.store import RecordStore
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(REPO, "tests", "data", "tiny_search.gin")
+
+
+def _search_command(workdir, data_dir, *extra):
+  return [sys.executable, "-m", "launch.search", f"--workdir={workdir}",
+          f"--gin_file={TINY}", f"--gin_bindings=load_dataset.data_dir='{data_dir}'", *extra]
+
+
+def _run(command, timeout=600):
+  return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                        check=False)
+
+
+def _files(directory):
+  return {name: open(os.path.join(directory, name), "rb").read()
+          for name in sorted(os.listdir(directory))}
+
+
+def test_search_killed_mid_candidate_resumes_without_losing_or_repeating(tmp_path):
+  workdir, data_dir = str(tmp_path / "work"), str(tmp_path / "data")
+  candidates = os.path.join(workdir, "candidates")
+  process = subprocess.Popen(_search_command(workdir, data_dir), cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 400
+  while time.monotonic() < deadline:
+    if os.path.isdir(candidates) and len(os.listdir(candidates)) >= 2:
+      break
+    assert process.poll() is None, "the search ended before it could be killed"
+    time.sleep(0.2)
+  else:
+    pytest.fail("the search wrote no records in time")
+  time.sleep(1.0)  # let it get into the next candidate's training
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  before = {k: v for k, v in _files(candidates).items() if k.endswith(".json")}
+  assert 2 <= len(before) < 6
+  # A broken record (as a crash of another tool might leave) must be skipped and kept.
+  broken = os.path.join(candidates, "000005.json")
+  with open(broken, "w") as f:
+    f.write('{"id": "000005", "genome": {')
+
+  result = _run(_search_command(workdir, data_dir))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Resuming" in result.stdout
+  assert "000005.json" in result.stderr  # the warning names the file
+  after = _files(candidates)
+  for name, content in before.items():
+    assert after[name] == content, f"{name} was rewritten"
+  assert open(broken).read() == '{"id": "000005", "genome": {'
+  assert sorted(n for n in after if n.endswith(".json")) == [f"{i:06d}.json" for i in range(6)]
+  assert not [n for n in after if ".tmp-" in n and n[:6] + ".json" not in before]
+  records = RecordStore(workdir).read_all()
+  assert [r.id for r in records] == [f"{i:06d}" for i in range(5)]
+  assert all(r.status == "ok" and 0.0 <= r.fitness <= 1.0 for r in records)
+  assert all(r.parent is None for r in records[:3])  # the random initial population
+  assert all(r.parent is not None and r.mutation for r in records[3:])
+  assert "Best:" in result.stdout and "record:" in result.stdout
+  for name in ("config.gin", "operative_config.gin"):
+    assert os.path.exists(os.path.join(workdir, name))
+
+  # Finished: running again changes nothing and trains nothing.
+  again = _run(_search_command(workdir, data_dir))
+  assert again.returncode == 0 and "0 to go" in again.stdout
+  assert _files(candidates) == after
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--gin_file=gin/tvn/no_such.gin"], "no_such.gin"),
+    (["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.no_such_parameter=1"],
+     "no_such_parameter"),
+    (["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.initial_genomes=['{genome}']"],
+     "not valid JSON"),
+    (["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.initial_genomes=['{bad_field}']"],
+     "blocks[0].filters"),
+    (["--gin_file=gin/tvn/smoke.gin", "--strategy=gpu"], "GPU"),
+])
+def test_bad_input_ends_with_one_line(tmp_path, args, message):
+  genome = tmp_path / "genome.json"
+  genome.write_text("{not json")
+  from vsearch import zoo  # pylint: disable=g-import-not-at-top
+  bad = zoo.genome("tvn1").to_dict()
+  bad["blocks"][0]["filters"] = -3
+  bad_field = tmp_path / "bad_field.json"
+  bad_field.write_text(json.dumps(bad))
+  args = [a.format(genome=genome, bad_field=bad_field) for a in args]
+  result = _run([sys.executable, "-m", "launch.search", f"--workdir={tmp_path / 'w'}", *args])
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+  assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_missing_workdir_is_a_flag_error():
+  result = _run([sys.executable, "-m", "launch.search", "--gin_file=gin/tvn/smoke.gin"])
+  assert result.returncode != 0
+  assert "--workdir" in result.stderr and "Traceback" not in result.stderr

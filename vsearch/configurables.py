@@ -1,0 +1,13 @@
+"""Imports every module that registers gin configurables.
+
+Gin can only bind names it has seen; launchers import this module before
+parsing configs. A new method or component adds its module here.
+"""
+
+# pylint: disable=unused-import
+from vsearch import evolution
+from vsearch import fitness
+from vsearch import search
+from vsearch import training
+from vsearch.data import datasets
+from vsearch.methods import tvn
