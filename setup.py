@@ -19,6 +19,8 @@ setuptools.setup(
         "tensorflow==2.21.0",
         "keras==3.15.1",
         "tensorflow-datasets==4.9.10",
+        # TFDS 4.9.10 needs it to prepare any dataset but does not declare it.
+        "importlib_resources>=6,<8",
         "absl-py==2.5.1",
         "gin-config==0.5.0",
         "ai-edge-litert==2.3.0",
