@@ -10,6 +10,7 @@ import os
 import sys
 
 from absl import flags
+from absl import logging as absl_logging
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,11 +80,16 @@ def parse_gin(files, bindings) -> None:
   from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
 
   gin.add_config_file_search_path(REPO_ROOT)
+  # gin logs every path it tries; the error below says it once.
+  verbosity = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.FATAL)
   try:
     gin.parse_config_files_and_bindings(files, bindings)
   except (OSError, ValueError, KeyError, SyntaxError) as e:
     message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise UserError(f"Bad gin config: {message}") from e
+  finally:
+    absl_logging.set_verbosity(verbosity)
 
 
 @contextlib.contextmanager
