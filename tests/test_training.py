@@ -31,7 +31,7 @@ def _linear_model(scale=1.0):
 
 def test_learns_a_separable_task_and_counts_every_clip():
   train, evaluation = _data()
-  metrics, timings = training.train_and_evaluate(
+  metrics, timings, _ = training.train_and_evaluate(
       tf.distribute.get_strategy(), _linear_model, train, evaluation,
       training.TrainConfig(steps=60, batch_size=16, learning_rate=0.05, steps_per_call=7))
   assert metrics["accuracy"] > 0.9
@@ -58,7 +58,7 @@ def test_mirrored_strategy_over_two_cpu_replicas():
       assert strategy.num_replicas_in_sync == 2
       from tests import test_training as t
       train, evaluation = t._data()
-      metrics, _ = t.training.train_and_evaluate(
+      metrics, _, _ = t.training.train_and_evaluate(
           strategy, t._linear_model, train, evaluation,
           t.training.TrainConfig(steps=60, batch_size=16, learning_rate=0.05))
       print("ACCURACY", metrics["accuracy"], metrics["num_eval_clips"])

@@ -7,6 +7,8 @@ parsing configs. A new method or component adds its module here.
 # pylint: disable=unused-import
 from vsearch import evolution
 from vsearch import fitness
+from vsearch import latency
+from vsearch import runtime
 from vsearch import search
 from vsearch import training
 from vsearch.data import datasets

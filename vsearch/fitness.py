@@ -20,3 +20,23 @@ def accuracy_fitness(metrics: dict[str, Any], key: str = "accuracy") -> float:
     key: which metric to read.
   """
   return float(metrics[key])
+
+
+@gin.configurable
+def latency_tradeoff_fitness(metrics: dict[str, Any], target_ms: float = gin.REQUIRED,
+                             weight: float = -0.07, key: str = "accuracy") -> float:
+  """Accuracy × (latency / target)^weight: a soft runtime trade-off (MnasNet).
+
+  With ``weight < 0`` a model slower than the target loses fitness smoothly
+  and a faster one gains a little, so a search explores the Pareto front of
+  accuracy against latency instead of a single limit. MnasNet uses -0.07.
+
+  Args:
+    metrics: what evaluation measured; needs ``key`` and ``latency_ms``.
+    target_ms: the latency at which the fitness equals the accuracy.
+    weight: the exponent; more negative punishes latency harder.
+    key: which accuracy to read (``accuracy`` or ``accuracy_int8``).
+  """
+  if target_ms <= 0:
+    raise ValueError(f"target_ms must be positive, got {target_ms}")
+  return float(metrics[key]) * (float(metrics["latency_ms"]) / target_ms) ** weight

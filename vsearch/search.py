@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from vsearch import fitness as fitness_lib
+from vsearch import runtime
 from vsearch import store as store_lib
 from vsearch import training
 from vsearch.data import clips as clips_lib
@@ -50,6 +51,9 @@ class Search:
     initial_genomes: genomes that take the first places of the initial
       population instead of random ones: zoo names or JSON genome files.
     load_dataset: returns the ``VideoDataset`` candidates train on.
+    runtime_gate: measures each child's deployed runtime before training and
+      rejects those over its limits (``@RuntimeGate()`` for TVN); None
+      trains every child.
   """
 
   def __init__(self,
@@ -62,7 +66,8 @@ class Search:
                train_config: Optional[training.TrainConfig] = None,
                fitness: Callable[[dict[str, Any]], float] = fitness_lib.accuracy_fitness,
                initial_genomes: Sequence[str] = (),
-               load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset):
+               load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset,
+               runtime_gate: Optional[runtime.RuntimeGate] = None):
     self.workdir = workdir
     self.strategy = strategy or tf.distribute.get_strategy()
     self.method = method
@@ -73,6 +78,7 @@ class Search:
     self.fitness = fitness
     self.initial_genomes = [read_genome(method, ref) for ref in initial_genomes]
     self._load_dataset = load_dataset
+    self.runtime_gate = runtime_gate
     self.store = RecordStore(workdir)
     self._worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -124,17 +130,18 @@ class Search:
     fields = dict(id=store_lib.format_id(index), method=self.method.name,
                   genome=genome.to_dict(), parent=parent, mutation=change,
                   seed=seed, worker=self._worker)
+    timings = {}
     try:
-      metrics, timings = self._train(genome, seed, dataset)
+      metrics = self._train(genome, seed, dataset, timings)
       fields.update(status=store_lib.STATUS_OK, metrics=metrics,
                     fitness=float(self.fitness(metrics)))
+    except runtime.OverLimitError as e:
+      fields.update(status=store_lib.STATUS_OVER_LIMIT, reason=str(e), metrics=e.metrics)
     except CandidateError as e:
       fields.update(status=store_lib.STATUS_FAILED, reason=str(e))
-      timings = {}
     except tf.errors.ResourceExhaustedError as e:
       fields.update(status=store_lib.STATUS_FAILED,
                     reason=f"out of memory: {e.message.splitlines()[0]}")
-      timings = {}
     finally:
       # Memory grows across models built in one process unless cleared.
       tf.keras.backend.clear_session()
@@ -142,19 +149,37 @@ class Search:
     timings["total_s"] = time.perf_counter() - start
     return Record(**fields, timings=timings, finished_at=_now())
 
-  def _train(self, genome: Genome, seed: int, dataset: datasets.VideoDataset):
+  def _train(self, genome: Genome, seed: int, dataset: datasets.VideoDataset,
+             timings: dict[str, float]) -> dict[str, Any]:
+    """Gates, trains and evaluates one genome; fills ``timings`` as it goes."""
     config = self.train_config
     spec = self.method.clip_spec(genome)
     train_data = clips_lib.make_clips(dataset.train, spec, batch_size=config.batch_size,
                                       training=True, seed=seed)
     eval_data = clips_lib.make_clips(dataset.validation, spec,
                                      batch_size=config.eval_batch_size, training=False)
+    build = lambda: self.method.build(genome, dataset.num_classes)
+    gate = self.runtime_gate
+    metrics = {}
+    if gate:
+      start = time.perf_counter()
+      metrics.update(gate.check(build, train_data))
+      timings["gate_s"] = time.perf_counter() - start
     tf.keras.utils.set_random_seed(seed)
-    metrics, timings = training.train_and_evaluate(
-        self.strategy, lambda: self.method.build(genome, dataset.num_classes),
-        train_data, eval_data, config)
+    trained, train_timings, model = training.train_and_evaluate(
+        self.strategy, build, train_data, eval_data, config)
+    metrics.update(trained)
+    timings.update(train_timings)
     _save_operative_config(self.workdir)
-    return metrics, timings
+    if gate:
+      start = time.perf_counter()
+      # Convert a copy made outside the strategy: TFLite conversion needs
+      # plain variables, whatever device the candidate trained on.
+      deployed = build()
+      deployed.set_weights(model.get_weights())
+      metrics.update(gate.evaluate(deployed, train_data, eval_data))
+      timings["deployed_evaluate_s"] = time.perf_counter() - start
+    return metrics
 
   def _finish(self, records: list[Record]) -> Optional[Record]:
     best = best_record(records)
@@ -203,6 +228,10 @@ def _describe(record: Record, records: Sequence[Record]) -> str:
   if record.ok:
     outcome = (f"acc {record.metrics['accuracy']:.3f} fitness {record.fitness:.3f} "
                f"in {seconds}")
+    if "latency_ms" in record.metrics:
+      outcome += f" ({record.metrics['latency_ms']:.2f} ms)"
+  elif record.status == store_lib.STATUS_OVER_LIMIT:
+    outcome = f"over limit, not trained: {record.reason}"
   else:
     outcome = f"FAILED in {seconds}: {record.reason}"
   best = best_record(records)

@@ -27,6 +27,7 @@ _RECORD_NAME = re.compile(r"^(\d{6,})\.json$")
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+STATUS_OVER_LIMIT = "over_limit"  # measured, broke a limit, never trained
 
 
 def format_id(index: int) -> str:
@@ -42,7 +43,8 @@ class Record:
     id: the candidate's id (``format_id`` of its index in the search).
     method: the search method's name, e.g. ``"tvn"``.
     genome: the genome as written by ``Genome.to_dict``.
-    status: ``"ok"``, or ``"failed"`` with ``reason`` set.
+    status: ``"ok"``; ``"failed"`` with ``reason`` set; or ``"over_limit"``
+      (measured untrained, broke a runtime or parameter limit, not trained).
     parent: the parent's id; None for randomly sampled candidates.
     mutation: what changed from the parent (``"random"`` when sampled).
     metrics: what evaluation measured (accuracy, loss, parameters, ...).

@@ -172,12 +172,14 @@ def train_and_evaluate(strategy: tf.distribute.Strategy,
                        model_fn: Callable[[], tf.keras.Model],
                        train_data: tf.data.Dataset,
                        eval_data: tf.data.Dataset,
-                       config: TrainConfig) -> tuple[dict[str, Any], dict[str, float]]:
+                       config: TrainConfig
+                       ) -> tuple[dict[str, Any], dict[str, float], tf.keras.Model]:
   """Builds, trains and evaluates one model.
 
   Returns:
-    (metrics, timings): metrics has accuracy, loss, train_loss and
-    num_params; timings has build_s, train_s and evaluate_s.
+    (metrics, timings, model): metrics has accuracy, loss, train_loss and
+    num_params; timings has build_s, train_s and evaluate_s; model is the
+    trained model.
   """
   start = time.perf_counter()
   trainer = Trainer(strategy, model_fn, config)
@@ -189,4 +191,4 @@ def train_and_evaluate(strategy: tf.distribute.Strategy,
   metrics.update(train_loss=train_loss, num_params=int(trainer.model.count_params()))
   timings = {"build_s": built - start, "train_s": trained - built,
              "evaluate_s": evaluated - trained}
-  return metrics, timings
+  return metrics, timings, trainer.model
