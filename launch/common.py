@@ -12,6 +12,8 @@ import sys
 from absl import flags
 from absl import logging as absl_logging
 
+from vsearch import quiet
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_string("workdir", None, "Where the job reads and writes its state "
@@ -32,33 +34,11 @@ def quiet_tensorflow(show_logs: bool) -> None:
   logging.getLogger("absl").setLevel(logging.WARNING)
 
 
-@contextlib.contextmanager
-def _silenced_stderr(enabled: bool):
-  """Sends file descriptor 2 to /dev/null, where C++ libraries write.
-
-  TensorFlow's native libraries print start-up lines (CUDA probing, absl
-  pre-initialisation warnings) before any log level applies. Python
-  exceptions are printed after the descriptor is restored, so none is lost.
-  """
-  if not enabled:
-    yield
-    return
-  sys.stderr.flush()
-  saved = os.dup(2)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  try:
-    os.dup2(devnull, 2)
-    yield
-  finally:
-    os.dup2(saved, 2)
-    os.close(devnull)
-    os.close(saved)
-
-
 def import_vsearch(show_logs: bool) -> None:
   """Imports TensorFlow and every gin configurable, quietly unless asked."""
   quiet_tensorflow(show_logs)
-  with _silenced_stderr(not show_logs):
+  # TensorFlow's native start-up lines come before any log level applies.
+  with quiet.silenced_stderr(not show_logs):
     from vsearch import configurables  # pylint: disable=g-import-not-at-top,unused-import
   if not show_logs:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top

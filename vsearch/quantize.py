@@ -22,8 +22,6 @@ all (3-D pooling) fail the conversion with a ``CandidateError``.
 
 import contextlib
 import dataclasses
-import os
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, Optional, Union
@@ -35,6 +33,7 @@ import tensorflow as tf
 from tensorflow.lite.python.convert_phase import ConverterError
 
 from vsearch import cost
+from vsearch import quiet
 from vsearch.errors import CandidateError, UserError
 
 INT8 = "int8"
@@ -226,26 +225,11 @@ def representative_clips(data: Union[tf.data.Dataset, np.ndarray],
 
 @contextlib.contextmanager
 def _quiet(enabled: bool) -> Iterator[None]:
-  """Sends file descriptor 2 (the converter's C++ and absl logs) to null.
-
-  Process-wide while it lasts: other threads' stderr is lost too.
-  """
-  if not enabled:
-    yield
-    return
-  sys.stderr.flush()
-  saved = os.dup(2)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  try:
-    os.dup2(devnull, 2)
-    with warnings.catch_warnings():
+  """Keeps the converter's C++ logs and Python warnings off the console."""
+  with quiet.silenced_stderr(enabled), warnings.catch_warnings():
+    if enabled:
       warnings.simplefilter("ignore")
-      yield
-  finally:
-    sys.stderr.flush()
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
+    yield
 
 
 def _conversion_failure(error: Exception, fmt: str) -> str:
