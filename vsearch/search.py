@@ -22,12 +22,14 @@ import numpy as np
 import tensorflow as tf
 
 from vsearch import fitness as fitness_lib
+from vsearch import genome_source
 from vsearch import runtime
 from vsearch import store as store_lib
 from vsearch import training
+from vsearch import zoo
 from vsearch.data import clips as clips_lib
 from vsearch.data import datasets
-from vsearch.errors import CandidateError, UserError
+from vsearch.errors import CandidateError
 from vsearch.evolution import Evolution
 from vsearch.methods import Genome, Method
 from vsearch.progress import Progress, format_duration
@@ -202,24 +204,15 @@ def best_record(records: Sequence[Record]) -> Optional[Record]:
 
 
 def read_genome(method: Method, ref: str) -> Genome:
-  """A genome from a zoo name (``tvn1``) or a JSON file written by ``to_dict``.
+  """A genome from a zoo name (``tvn1``) or a JSON genome file.
 
   Raises:
-    UserError: the file is missing or is not JSON; InvalidGenomeError (a
-      UserError) when it is JSON but not a valid genome.
+    UserError: the name is unknown, the file is missing or is not JSON, or
+      the genome is invalid (InvalidGenomeError names the field).
   """
-  from vsearch import zoo  # pylint: disable=g-import-not-at-top
   if ref in zoo.names():
-    return zoo.genome(ref)
-  try:
-    with tf.io.gfile.GFile(ref, "r") as f:
-      data = json.load(f)
-  except (tf.errors.NotFoundError, FileNotFoundError) as e:
-    raise UserError(f"Genome {ref!r} is neither a zoo name ({', '.join(zoo.names())}) "
-                    "nor an existing file.") from e
-  except json.JSONDecodeError as e:
-    raise UserError(f"Genome file {ref} is not valid JSON: {e}.") from e
-  return method.genome_from_dict(data)
+    return genome_source.resolve(zoo_name=ref).genome
+  return genome_source.resolve(genome_file=ref, method=method.name).genome
 
 
 def _describe(record: Record, records: Sequence[Record]) -> str:

@@ -1,0 +1,99 @@
+"""Where a launcher's genome comes from: a JSON file, a search's record, or the zoo.
+
+``launch.train`` and ``launch.export`` take exactly one of ``--genome=FILE``,
+``--candidate=WORKDIR/ID`` and ``--zoo=NAME``; this module turns that choice
+into a method and a genome, or one clear ``UserError``.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+import tensorflow as tf
+
+from vsearch import zoo
+from vsearch.errors import UserError
+from vsearch.methods import Genome, Method
+from vsearch.methods import tvn
+from vsearch.store import Record
+
+# Methods by the name records and genome files carry.
+_METHODS = {"tvn": tvn.TvnMethod}
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """A genome with the method that builds it, and where it came from.
+
+  Attributes:
+    method: the search method (builds the genome).
+    genome: the architecture.
+    description: e.g. ``zoo tvn1`` or ``candidate runs/x/candidates/000015.json``.
+    record: the search record, when the genome came from one.
+  """
+
+  method: Method
+  genome: Genome
+  description: str
+  record: Optional[Record] = None
+
+
+def method_named(name: str) -> Method:
+  """The method a record or genome file names."""
+  if name not in _METHODS:
+    raise UserError(f"Unknown method {name!r}; known: {', '.join(sorted(_METHODS))}.")
+  return _METHODS[name]()
+
+
+def resolve(genome_file: Optional[str] = None, candidate: Optional[str] = None,
+            zoo_name: Optional[str] = None, method: str = "tvn") -> Source:
+  """Reads the one genome a launcher was given.
+
+  Args:
+    genome_file: a JSON genome as ``Genome.to_dict`` writes it.
+    candidate: ``WORKDIR/ID`` (``runs/x/000015``) or a record's path.
+    zoo_name: a name from ``vsearch.zoo.names()``.
+    method: the method of ``genome_file``.
+
+  Raises:
+    UserError: none or several sources given, or the source cannot be read.
+  """
+  given = [x for x in (genome_file, candidate, zoo_name) if x]
+  if len(given) != 1:
+    raise UserError("Give exactly one of --genome=FILE, --candidate=WORKDIR/ID "
+                    "and --zoo=NAME.")
+  if zoo_name:
+    found = zoo.entry(zoo_name)
+    return Source(found.make_method(), found.genome, f"zoo {zoo_name}")
+  if genome_file:
+    chosen = method_named(method)
+    return Source(chosen, chosen.genome_from_dict(_read_json(genome_file, "genome")),
+                  f"genome {genome_file}")
+  path = _record_path(candidate)
+  try:
+    record = Record.from_dict(_read_json(path, "record"))
+  except ValueError as e:
+    raise UserError(f"{path} is not a candidate record: {e}.") from e
+  chosen = method_named(record.method)
+  return Source(chosen, chosen.genome_from_dict(record.genome), f"candidate {path}", record)
+
+
+def _record_path(candidate: str) -> str:
+  if candidate.endswith(".json"):
+    return candidate
+  workdir, record_id = os.path.split(candidate.rstrip("/"))
+  if not record_id.isdigit():
+    raise UserError(f"--candidate={candidate} must be WORKDIR/ID (e.g. runs/tvn/000015) "
+                    "or the path of a record.")
+  return os.path.join(workdir, "candidates", f"{int(record_id):06d}.json")
+
+
+def _read_json(path: str, what: str) -> Any:
+  try:
+    with tf.io.gfile.GFile(path, "r") as f:
+      return json.load(f)
+  except (tf.errors.NotFoundError, FileNotFoundError) as e:
+    raise UserError(f"No {what} file at {path}.") from e
+  except json.JSONDecodeError as e:
+    raise UserError(f"The {what} file {path} is not valid JSON: {e}.") from e
