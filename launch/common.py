@@ -43,6 +43,8 @@ def import_vsearch(show_logs: bool) -> None:
   if not show_logs:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.get_logger().setLevel(logging.ERROR)
+    # app.run set absl's verbosity from --verbosity (INFO by default).
+    absl_logging.set_verbosity(absl_logging.WARNING)
 
 
 def parse_gin(files, bindings) -> None:

@@ -6,6 +6,7 @@ parsing configs. A new method or component adds its module here.
 
 # pylint: disable=unused-import
 from vsearch import evolution
+from vsearch import export
 from vsearch import fitness
 from vsearch import latency
 from vsearch import runtime

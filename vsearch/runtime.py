@@ -85,7 +85,7 @@ class RuntimeGate:
       raise OverLimitError(
           f"{metrics['num_params']:,} parameters > cap {self.max_params:,}", metrics)
     converted = self._convert(model, calibration)
-    measured = latency_lib.measure_latency(converted.content, self.settings)
+    measured = latency_lib.measure_latency(converted, self.settings)
     metrics.update(latency_ms=measured.median_ms, latency=measured.to_dict(),
                    tflite=converted.summary())
     if self.max_latency_ms is not None and measured.median_ms > self.max_latency_ms:
@@ -98,8 +98,8 @@ class RuntimeGate:
                validation: tf.data.Dataset) -> dict[str, Any]:
     """Accuracy of the trained model in the deployed format, through LiteRT."""
     converted = self._convert(model, calibration)
-    clips, labels = _take(validation, self.max_eval_clips)
-    result = latency_lib.evaluate_tflite(converted.content, clips, labels, self.settings)
+    clips, labels = take_clips(validation, self.max_eval_clips)
+    result = latency_lib.evaluate_tflite(converted, clips, labels, self.settings)
     return {f"accuracy_{self.format}": result["accuracy"],
             f"num_{self.format}_eval_clips": int(labels.shape[0])}
 
@@ -111,7 +111,7 @@ class RuntimeGate:
     return converted
 
 
-def _take(dataset: tf.data.Dataset, limit: int) -> tuple[np.ndarray, np.ndarray]:
+def take_clips(dataset: tf.data.Dataset, limit: int) -> tuple[np.ndarray, np.ndarray]:
   """Up to ``limit`` clips and labels of a batched dataset, as arrays."""
   clips, labels, count = [], [], 0
   for batch_clips, batch_labels in dataset:

@@ -1,0 +1,38 @@
+r"""Exports a model as a SavedModel, float and int8 TFLite, with export.json.
+
+  python -m launch.export --zoo=tvn1 --out=exports/tvn1
+  python -m launch.export --workdir=runs/train_tvn --out=exports/winner
+  python -m launch.export --candidate=workdirs/tvn_smoke/000015 --out=exports/c15
+
+--workdir reads a `launch.train` run (its genome and trained weights); the other
+sources export untrained weights, calibrated and timed all the same, so a
+published architecture can be measured on this machine in one command.
+"""
+
+from absl import app
+from absl import flags
+
+from launch import common
+
+flags.DEFINE_string("out", None, "Folder for saved_model/, model_float.tflite, "
+                    "model_int8.tflite and export.json.")
+flags.DEFINE_string("genome", None, "A genome JSON file.")
+flags.DEFINE_string("candidate", None, "A search candidate: WORKDIR/ID.")
+flags.DEFINE_string("zoo", None, "A published architecture, e.g. tvn1.")
+flags.mark_flag_as_required("out")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  common.import_vsearch(FLAGS.tf_logs)
+  with common.user_errors():
+    common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+    from vsearch import export  # pylint: disable=g-import-not-at-top
+    export.run(out_dir=FLAGS.out, workdir=FLAGS.workdir, genome_file=FLAGS.genome,
+                  candidate=FLAGS.candidate, zoo_name=FLAGS.zoo)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,176 @@
+"""Export: a model as a SavedModel and as float and int8 TFLite files, with their numbers.
+
+What a user ships is one of these files, so each is measured as shipped: the
+TFLite files are timed through LiteRT with the settings written beside the
+latency, and when the weights are trained, each form's validation accuracy is
+measured too (the int8 one through LiteRT, after calibration on training
+clips).
+
+The SavedModel's serving signature, ``serving_default``, takes
+``clips``: float32 [batch, T, H, W, 3] with values in [-1, 1] (uint8 frames
+/ 127.5 - 1, as ``vsearch.data.clips.make_clips`` makes them) and returns
+``logits`` and ``probabilities``, both float32 [batch, classes].
+"""
+
+import json
+import os
+import time
+from typing import Any
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from vsearch import latency as latency_lib
+from vsearch import quantize
+from vsearch import runtime
+from vsearch.errors import UserError
+
+SAVED_MODEL = "saved_model"
+TFLITE_FILES = {quantize.FLOAT: "model_float.tflite", quantize.INT8: "model_int8.tflite"}
+SUMMARY = "export.json"
+
+
+class _Serving(tf.Module):
+  """The SavedModel's contents: the model and its serving function."""
+
+  def __init__(self, model: tf.keras.Model):
+    super().__init__()
+    self.model = model
+    shape = [None, *model.inputs[0].shape[1:]]
+    self.serve = tf.function(
+        self._serve, input_signature=[tf.TensorSpec(shape, tf.float32, name="clips")])
+
+  def _serve(self, clips):
+    logits = tf.cast(self.model(clips, training=False), tf.float32)
+    return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+
+def save_model(model: tf.keras.Model, path: str) -> None:
+  """Writes a SavedModel whose ``serving_default`` maps clips to logits."""
+  module = _Serving(model)
+  tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+
+
+def export(model: tf.keras.Model, out_dir: str, calibration: tf.data.Dataset,
+           validation: tf.data.Dataset, *, trained: bool,
+           settings: latency_lib.LatencySettings,
+           num_calibration_clips: int = 64, max_eval_clips: int = 512,
+           info: dict[str, Any] | None = None) -> dict[str, Any]:
+  """Writes the SavedModel, both TFLite files and ``export.json``.
+
+  Args:
+    model: the model to ship.
+    out_dir: where the files go (local or gs://).
+    calibration: training batches of (clips, labels) that calibrate int8.
+    validation: validation batches of (clips, labels).
+    trained: whether the weights are trained; accuracies are measured only
+      then (an untrained model's accuracy means nothing).
+    settings: how the TFLite files are timed.
+    num_calibration_clips: training clips for int8 calibration.
+    max_eval_clips: validation clips each accuracy is measured on.
+    info: extra fields for ``export.json`` (the genome, where it came from).
+
+  Returns:
+    What ``export.json`` holds.
+  """
+  tf.io.gfile.makedirs(out_dir)
+  summary: dict[str, Any] = {**(info or {}), "trained": trained,
+                             "num_params": int(model.count_params()),
+                             "input_shape": [1, *model.inputs[0].shape[1:]],
+                             "serving_signature": {
+                                 "name": "serving_default", "input": "clips",
+                                 "outputs": ["logits", "probabilities"]}}
+  start = time.perf_counter()
+  save_model(model, os.path.join(out_dir, SAVED_MODEL))
+  summary["saved_model"] = {"path": SAVED_MODEL,
+                            "export_s": round(time.perf_counter() - start, 2)}
+  if trained:
+    clips, labels = runtime.take_clips(validation, max_eval_clips)
+    logits = model.predict(clips, batch_size=32, verbose=0)
+    summary["saved_model"]["accuracy"] = float(np.mean(logits.argmax(-1) == labels))
+  for fmt, name in TFLITE_FILES.items():
+    converted = quantize.to_tflite(model, fmt, calibration,
+                                   num_calibration_clips=num_calibration_clips)
+    converted.save(os.path.join(out_dir, name))
+    measured = latency_lib.measure_latency(converted, settings)
+    entry = {"path": name, "size_bytes": len(converted.content),
+             "fully_int8": converted.fully_int8 if fmt == quantize.INT8 else None,
+             "float_ops": sorted({op.name for op in converted.float_ops})
+                          if fmt == quantize.INT8 else None,
+             "latency_ms": measured.median_ms, "latency": measured.to_dict()}
+    if trained:
+      entry["accuracy"] = latency_lib.evaluate_tflite(
+          converted, clips, labels, settings)["accuracy"]
+    summary[f"tflite_{fmt}"] = entry
+  with tf.io.gfile.GFile(os.path.join(out_dir, SUMMARY), "w") as f:
+    json.dump(summary, f, indent=2, sort_keys=True)
+    f.write("\n")
+  return summary
+
+
+TRAINED_GENOME = "genome.json"  # what launch.train writes into its workdir
+TRAINED_WEIGHTS = "final.weights.h5"
+
+
+@gin.configurable("export")
+def run(out_dir: str, workdir: str | None = None, genome_file: str | None = None,
+        candidate: str | None = None, zoo_name: str | None = None,
+        num_calibration_clips: int = 64, max_eval_clips: int = 512) -> dict[str, Any]:
+  """What ``launch.export`` does: resolve the model, export it, print a table.
+
+  Args:
+    out_dir: where the files go.
+    workdir: a ``launch.train`` workdir (its genome and trained weights).
+    genome_file, candidate, zoo_name: the other sources, untrained.
+    num_calibration_clips: training clips that calibrate the int8 model.
+    max_eval_clips: validation clips each accuracy is measured on.
+
+  Raises:
+    UserError: not exactly one source, or one that cannot be read.
+  """
+  from vsearch import genome_source  # pylint: disable=g-import-not-at-top
+  from vsearch.data import clips as clips_lib  # pylint: disable=g-import-not-at-top
+  from vsearch.data import datasets  # pylint: disable=g-import-not-at-top
+
+  weights = None
+  if workdir:
+    if genome_file or candidate or zoo_name:
+      raise UserError("Give --workdir alone, or one of --genome, --candidate, --zoo.")
+    genome_file = os.path.join(workdir, TRAINED_GENOME)
+    weights = os.path.join(workdir, TRAINED_WEIGHTS)
+    if not tf.io.gfile.exists(weights):
+      raise UserError(f"{workdir} has no trained weights ({TRAINED_WEIGHTS}); "
+                      "is it a finished launch.train run?")
+  source = genome_source.resolve(genome_file, candidate, zoo_name)
+  dataset = datasets.load_dataset()
+  model = source.method.build(source.genome, dataset.num_classes)
+  if weights:
+    model.load_weights(weights)
+  spec = source.method.clip_spec(source.genome)
+  calibration = clips_lib.make_clips(dataset.train, spec, batch_size=16, training=True)
+  validation = clips_lib.make_clips(dataset.validation, spec, batch_size=32, training=False)
+  print(f"Exporting {source.description} ({'trained' if weights else 'untrained'}, "
+        f"{dataset.num_classes} classes of {dataset.name}) to {out_dir} ...", flush=True)
+  summary = export(model, out_dir, calibration, validation, trained=bool(weights),
+                   settings=latency_lib.LatencySettings(),
+                   num_calibration_clips=num_calibration_clips,
+                   max_eval_clips=max_eval_clips, info={"source": source.description, "dataset": dataset.name,
+                         "genome": source.genome.to_dict()})
+  print(format_summary(summary), flush=True)
+  return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+  """The export as a table a person reads."""
+  settings = summary[f"tflite_{quantize.INT8}"]["latency"]["settings"]
+  lines = [f"| form | file | size | latency ms ({settings['threads']} thread(s), "
+           f"XNNPACK {'on' if settings['use_xnnpack'] else 'off'}) | accuracy |",
+           "|---|---|---|---|---|"]
+  for key in ("saved_model", *(f"tflite_{fmt}" for fmt in TFLITE_FILES)):
+    entry = summary[key]
+    size = f"{entry['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in entry else ""
+    latency = f"{entry['latency_ms']:.2f}" if "latency_ms" in entry else ""
+    accuracy = f"{entry['accuracy']:.3f}" if "accuracy" in entry else "untrained"
+    lines.append(f"| {key} | {entry['path']} | {size} | {latency} | {accuracy} |")
+  return "\n".join(lines)
