@@ -224,7 +224,7 @@ def _describe(record: Record, records: Sequence[Record]) -> str:
     if "latency_ms" in record.metrics:
       outcome += f" ({record.metrics['latency_ms']:.2f} ms)"
   elif record.status == store_lib.STATUS_OVER_LIMIT:
-    outcome = f"over limit, not trained: {record.reason}"
+    outcome = f"over limit, not trained ({seconds}): {record.reason}"
   else:
     outcome = f"FAILED in {seconds}: {record.reason}"
   best = best_record(records)
