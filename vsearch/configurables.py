@@ -8,6 +8,7 @@ parsing configs. A new method or component adds its module here.
 from vsearch import evolution
 from vsearch import export
 from vsearch import fitness
+from vsearch import full_training
 from vsearch import latency
 from vsearch import runtime
 from vsearch import search

@@ -112,12 +112,15 @@ class Trainer:
     return train_steps
 
   def train(self, dataset: tf.data.Dataset,
-            on_progress: Callable[[int, float], None] | None = None) -> float:
-    """Runs ``config.steps`` steps on a repeating dataset of global batches.
+            on_progress: Callable[[int, float], None] | None = None,
+            initial_step: int = 0) -> float:
+    """Runs steps ``initial_step`` .. ``config.steps`` on a repeating dataset.
 
     Args:
       dataset: batches of (clips, labels) with the global batch size.
       on_progress: called after each call with (steps done, mean loss).
+      initial_step: steps already done (a run resumed from a checkpoint);
+        the learning rate follows the optimizer's own step counter.
 
     Returns:
       The mean training loss of the last call.
@@ -128,7 +131,7 @@ class Trainer:
     if self._train_steps is None:
       self._train_steps = self._build_train_steps()
     iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-    done, loss = 0, float("nan")
+    done, loss = initial_step, float("nan")
     while done < self.config.steps:
       n = min(self.config.steps_per_call, self.config.steps - done)
       loss = float(self._train_steps(iterator, tf.constant(n)))
