@@ -24,6 +24,22 @@ flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings applied after the "
 flags.DEFINE_bool("tf_logs", False, "Show TensorFlow's C++ and Python logs.")
 
 
+def define_strategy_flags() -> None:
+  """--strategy and --tpu, for launchers that train."""
+  flags.DEFINE_enum("strategy", "auto", ["auto", "tpu", "gpu", "multi_worker", "cpu"],
+                    "Where to train: auto picks TPU (with --tpu), multi-worker "
+                    "(with TF_CONFIG), GPUs, or the CPU.")
+  flags.DEFINE_string("tpu", None, "Cloud TPU name, or 'local' on a TPU VM.")
+
+
+def define_genome_flags() -> None:
+  """--genome, --candidate and --zoo: where a launcher's one genome comes from."""
+  flags.DEFINE_string("genome", None, "A JSON genome file (as genome.json holds).")
+  flags.DEFINE_string("candidate", None, "A search record: WORKDIR/ID "
+                      "(runs/tvn/000015) or the record's path.")
+  flags.DEFINE_string("zoo", None, "A published architecture, e.g. tvn1.")
+
+
 def quiet_tensorflow(show_logs: bool) -> None:
   """Silences TensorFlow's log noise unless asked for; call before importing TF."""
   if show_logs:

@@ -16,9 +16,7 @@ from launch import common
 
 flags.DEFINE_string("out", None, "Folder for saved_model/, model_float.tflite, "
                     "model_int8.tflite and export.json.")
-flags.DEFINE_string("genome", None, "A genome JSON file.")
-flags.DEFINE_string("candidate", None, "A search candidate: WORKDIR/ID.")
-flags.DEFINE_string("zoo", None, "A published architecture, e.g. tvn1.")
+common.define_genome_flags()
 flags.mark_flag_as_required("out")
 FLAGS = flags.FLAGS
 

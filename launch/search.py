@@ -10,10 +10,7 @@ from absl import flags
 
 from launch import common
 
-flags.DEFINE_enum("strategy", "auto", ["auto", "tpu", "gpu", "multi_worker", "cpu"],
-                  "Where candidates train: auto picks TPU (with --tpu), "
-                  "multi-worker (with TF_CONFIG), GPUs, or the CPU.")
-flags.DEFINE_string("tpu", None, "Cloud TPU name, or 'local' on a TPU VM.")
+common.define_strategy_flags()
 flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 

@@ -13,14 +13,8 @@ from absl import flags
 
 from launch import common
 
-flags.DEFINE_string("genome", None, "A JSON genome file (as genome.json holds).")
-flags.DEFINE_string("candidate", None, "A search record: WORKDIR/ID (runs/tvn/000015) "
-                    "or the record's path.")
-flags.DEFINE_string("zoo", None, "A published architecture, e.g. tvn1.")
-flags.DEFINE_enum("strategy", "auto", ["auto", "tpu", "gpu", "multi_worker", "cpu"],
-                  "Where to train: auto picks TPU (with --tpu), multi-worker (with "
-                  "TF_CONFIG), GPUs, or the CPU.")
-flags.DEFINE_string("tpu", None, "Cloud TPU name, or 'local' on a TPU VM.")
+common.define_genome_flags()
+common.define_strategy_flags()
 flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
