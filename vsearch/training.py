@@ -78,6 +78,7 @@ class Trainer:
       # under MirroredStrategy with Keras 3 optimizers; make them here.
       self.optimizer.build(self.model.trainable_variables)
     self._train_steps = None
+    self._eval_step = None
 
   def _loss(self, labels, logits):
     num_classes = logits.shape[-1]
@@ -142,8 +143,7 @@ class Trainer:
         on_progress(done, loss)
     return loss
 
-  def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
-    """Top-1 accuracy and mean loss over one pass of ``dataset``."""
+  def _build_eval_step(self):
     model, strategy = self.model, self.strategy
 
     def step(batch):
@@ -156,11 +156,19 @@ class Trainer:
           labels, logits, from_logits=True))
       return tf.stack([correct, loss, tf.cast(tf.shape(labels)[0], tf.float32)])
 
-    @tf.function
+    # Built once per trainer, so periodic validation does not retrace.
+    @tf.function(reduce_retracing=True)
     def eval_step(batch):
       return strategy.reduce(tf.distribute.ReduceOp.SUM,
                              strategy.run(step, args=(batch,)), axis=None)
 
+    return eval_step
+
+  def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
+    """Top-1 accuracy and mean loss over one pass of ``dataset``."""
+    if self._eval_step is None:
+      self._eval_step = self._build_eval_step()
+    strategy, eval_step = self.strategy, self._eval_step
     totals = tf.zeros([3])
     for batch in strategy.experimental_distribute_dataset(dataset):
       totals += eval_step(batch)
