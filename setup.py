@@ -1,6 +1,13 @@
 """vsearch: evolutionary architecture search for video classification networks."""
 
+import os
+
 import setuptools
+
+# TensorFlow and TensorBoard, pinned together. A Cloud TPU host replaces them
+# with TensorFlow's TPU build (launch/cloud_tpu/install.sh sets this).
+TENSORFLOW = os.environ.get(
+    "VSEARCH_TENSORFLOW", "tensorflow==2.21.0 tensorboard==2.21.0").split()
 
 setuptools.setup(
     name="vsearch",
@@ -15,8 +22,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["vsearch", "vsearch.*", "launch", "launch.*"]),
     include_package_data=True,
     package_data={"vsearch": ["py.typed"]},
-    install_requires=[
-        "tensorflow==2.21.0",
+    install_requires=TENSORFLOW + [
         "keras==3.15.1",
         "tensorflow-datasets==4.9.10",
         # TFDS 4.9.10 needs it to prepare any dataset but does not declare it.
@@ -24,7 +30,6 @@ setuptools.setup(
         "absl-py==2.5.1",
         "gin-config==0.5.0",
         "ai-edge-litert==2.3.0",
-        "tensorboard==2.21.0",
         "numpy>=1.26,<3",
         "matplotlib>=3.8,<4",
     ],

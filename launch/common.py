@@ -30,6 +30,9 @@ def define_strategy_flags() -> None:
                     "Where to train: auto picks TPU (with --tpu), multi-worker "
                     "(with TF_CONFIG), GPUs, or the CPU.")
   flags.DEFINE_string("tpu", None, "Cloud TPU name, or 'local' on a TPU VM.")
+  flags.DEFINE_string("cpus", None, "Pin this process to these CPU cores (e.g. 0, "
+                      "0-3 or 0,2) and size TensorFlow's thread pools to match; "
+                      "lets several workers share one host without fighting.")
 
 
 def define_genome_flags() -> None:

@@ -2,7 +2,12 @@ r"""Runs (or resumes) an evolutionary architecture search.
 
   python -m launch.search --workdir=/tmp/tvn_smoke --gin_file=gin/tvn/smoke.gin
 
-Rerunning the same command on the same workdir resumes the search.
+Rerunning the same command on the same workdir resumes the search. Several
+workers (processes or hosts) can run the same search: give each the same
+--workdir and its own --worker_id, e.g. on one 2-core host
+
+  python -m launch.search --workdir=W --gin_file=G --worker_id=a --cpus=0 &
+  python -m launch.search --workdir=W --gin_file=G --worker_id=b --cpus=1 &
 """
 
 from absl import app
@@ -11,6 +16,9 @@ from absl import flags
 from launch import common
 
 common.define_strategy_flags()
+flags.DEFINE_string("worker_id", None, "This worker's name among those sharing the "
+                    "workdir (default: the host name). Restarted under the same "
+                    "name, a worker resumes the child it was training.")
 flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
@@ -23,8 +31,10 @@ def main(argv):
     common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
     from vsearch import search  # pylint: disable=g-import-not-at-top
     from vsearch import strategy  # pylint: disable=g-import-not-at-top
+    strategy.pin_cpus(FLAGS.cpus)
     search.Search(workdir=FLAGS.workdir,
-                  strategy=strategy.resolve(FLAGS.strategy, FLAGS.tpu)).run()
+                  strategy=strategy.resolve(FLAGS.strategy, FLAGS.tpu),
+                  worker_id=FLAGS.worker_id).run()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ def main(argv):
   with common.user_errors():
     common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
     source = genome_source.resolve(FLAGS.genome, FLAGS.candidate, FLAGS.zoo)
+    strategy.pin_cpus(FLAGS.cpus)
     full_training.FullTraining(
         workdir=FLAGS.workdir, source=source,
         strategy=strategy.resolve(FLAGS.strategy, FLAGS.tpu)).run()

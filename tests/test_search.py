@@ -87,6 +87,9 @@ def test_search_killed_mid_candidate_resumes_without_losing_or_repeating(tmp_pat
     (["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.initial_genomes=['{bad_field}']"],
      "blocks[0].filters"),
     (["--gin_file=gin/tvn/smoke.gin", "--strategy=gpu"], "GPU"),
+    (["--gin_file=gin/tvn/smoke.gin", "--strategy=tpu", "--tpu=local"], "no TPU"),
+    (["--gin_file=gin/tvn/smoke.gin", "--workdir=/proc/vsearch"], "Choose a --workdir"),
+    (["--gin_file=gin/tvn/smoke.gin", "--cpus=0-x"], "--cpus"),
 ])
 def test_bad_input_ends_with_one_line(tmp_path, args, message):
   genome = tmp_path / "genome.json"

@@ -82,7 +82,8 @@ class FullTraining:
     self.workdir = workdir
     self.source = source
     self.strategy = strategy
-    self.config = train_config or training.TrainConfig()
+    self.config = (train_config or training.TrainConfig()).for_replicas(
+        strategy.num_replicas_in_sync)
     self.checkpoint_every = checkpoint_every
     self.eval_every = eval_every
     self.max_checkpoints = max_checkpoints
@@ -235,9 +236,9 @@ class _Loop:
     job = self.job
     # The end of the schedule is validated and saved once, by FullTraining.run.
     if done < job.config.steps:
-      if job.eval_every and _crossed(before, done, job.eval_every):
+      if job.eval_every and training.crossed(before, done, job.eval_every):
         self.validate(done)
-      if _crossed(before, done, job.checkpoint_every):
+      if training.crossed(before, done, job.checkpoint_every):
         self.save()
     for _ in range(done - before):
       self.progress.step()
@@ -277,11 +278,6 @@ def _shard_by_data(data: tf.data.Dataset) -> tf.data.Dataset:
   options.experimental_distribute.auto_shard_policy = (
       tf.data.experimental.AutoShardPolicy.DATA)
   return data.with_options(options)
-
-
-def _crossed(before: int, after: int, every: int) -> bool:
-  """Whether a multiple of ``every`` lies in (before, after]."""
-  return after // every > before // every
 
 
 def _save_text(path: str, text: str) -> None:

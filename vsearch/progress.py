@@ -38,6 +38,15 @@ class Progress:
     self.done += 1
     self._done_here += 1
 
+  def update(self, done: int) -> None:
+    """Sets the count, e.g. from a store other workers add to as well.
+
+    Items others finish while this process runs count towards the rate, so
+    with several workers the time left is that of the whole job.
+    """
+    self._done_here += max(done - self.done, 0)
+    self.done = done
+
   @property
   def counter(self) -> str:
     width = len(str(self.total))

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
@@ -21,15 +22,17 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from vsearch import claims as claims_lib
 from vsearch import fitness as fitness_lib
 from vsearch import genome_source
 from vsearch import runtime
 from vsearch import store as store_lib
+from vsearch import strategy as strategy_lib
 from vsearch import training
 from vsearch import zoo
 from vsearch.data import clips as clips_lib
 from vsearch.data import datasets
-from vsearch.errors import CandidateError
+from vsearch.errors import CandidateError, UserError
 from vsearch.evolution import Evolution
 from vsearch.methods import Genome, Method
 from vsearch.progress import Progress, format_duration
@@ -56,6 +59,14 @@ class Search:
     runtime_gate: measures each child's deployed runtime before training and
       rejects those over its limits (``@RuntimeGate()`` for TVN); None
       trains every child.
+    worker_id: this worker's stable name among the workers sharing
+      ``workdir`` (``--worker_id``; the host name by default). A worker
+      restarted under the same name resumes the child it was training.
+    claim_settings: heartbeat and staleness of in-progress markers.
+    checkpoint_every: steps between checkpoints of the child in training,
+      so a killed or preempted worker resumes it; 0 restarts it instead.
+    wait_poll_s: how often a worker with nothing left to claim looks for
+      finished or abandoned candidates of other workers.
   """
 
   def __init__(self,
@@ -69,74 +80,147 @@ class Search:
                fitness: Callable[[dict[str, Any]], float] = fitness_lib.accuracy_fitness,
                initial_genomes: Sequence[str] = (),
                load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset,
-               runtime_gate: Optional[runtime.RuntimeGate] = None):
+               runtime_gate: Optional[runtime.RuntimeGate] = None,
+               worker_id: Optional[str] = None,
+               claim_settings: Optional[claims_lib.ClaimSettings] = None,
+               checkpoint_every: int = 500,
+               wait_poll_s: float = 10.0):
     self.workdir = workdir
     self.strategy = strategy or tf.distribute.get_strategy()
     self.method = method
     self.num_candidates = num_candidates
     self.seed = seed
     self.evolution = evolution or Evolution()
-    self.train_config = train_config or training.TrainConfig()
+    self.train_config = (train_config or training.TrainConfig()).for_replicas(
+        self.strategy.num_replicas_in_sync)
     self.fitness = fitness
     self.initial_genomes = [read_genome(method, ref) for ref in initial_genomes]
     self._load_dataset = load_dataset
     self.runtime_gate = runtime_gate
     self.store = RecordStore(workdir)
-    self._worker = f"{socket.gethostname()}:{os.getpid()}"
+    self.worker_id = worker_id or socket.gethostname()
+    self.claims = claims_lib.Claims(workdir, self.worker_id, claim_settings)
+    self.checkpoint_every = checkpoint_every
+    self.wait_poll_s = wait_poll_s
+    self._worker = f"{self.worker_id} ({socket.gethostname()}:{os.getpid()})"
+    self._check_strategy()
 
   def run(self) -> Optional[Record]:
-    """Runs (or resumes) the search; returns the best record."""
+    """Runs (or resumes, or joins) the search; returns the best record.
+
+    The worker loops: it reads the records, claims the lowest candidate that
+    has neither a record nor a live in-progress marker, trains it and writes
+    its record, until every candidate has a record. Candidates other
+    workers are still training are waited for, and taken over if their
+    worker dies.
+    """
     _save_config(self.workdir)
-    records = self.store.read_all()
     taken = self.store.ids()
-    todo = [i for i in range(self.num_candidates) if store_lib.format_id(i) not in taken]
-    progress = Progress(self.num_candidates, done=self.num_candidates - len(todo))
+    for candidate_id in set(self.claims.markers()) & taken:
+      self.claims.release(candidate_id)  # a worker died after recording it
     if taken:
       print(f"Resuming {self.workdir}: {len(taken)} candidates recorded, "
-            f"{len(todo)} to go.", flush=True)
-    if not todo:
-      return self._finish(records)
-    dataset = self._load_dataset()
-    print(f"Searching {self.method.name} on {dataset.name}: {dataset.num_classes} "
-          f"classes, {dataset.num_train} training / {dataset.num_validation} "
-          f"validation clips, {self.num_candidates} candidates.", flush=True)
-    for index in todo:
-      earlier = [r for r in records if r.index < index]
-      record = self._run_candidate(index, earlier, dataset)
-      self.store.write(record)
-      records.append(record)
-      records.sort(key=lambda r: r.index)
-      progress.step()
+            f"{self.num_candidates - len(taken & self._all_ids())} to go.", flush=True)
+    progress = Progress(self.num_candidates, done=len(taken & self._all_ids()))
+    summaries = _SearchSummaries(self.workdir, self.worker_id, self.evolution)
+    dataset, waiting = None, False
+    while True:
+      records = self.store.read_all()
+      taken = self.store.ids()
+      todo = [i for i in range(self.num_candidates) if store_lib.format_id(i) not in taken]
+      if not todo:
+        break
+      claim = self._claim_next(todo, records)
+      if claim is None:
+        if not waiting:
+          print(f"Waiting for {len(todo)} candidate(s) other workers are training.",
+                flush=True)
+        waiting = True
+        time.sleep(self.wait_poll_s)
+        continue
+      waiting = False
+      if dataset is None:
+        dataset = self._load_dataset()
+        print(f"Searching {self.method.name} on {dataset.name}: {dataset.num_classes} "
+              f"classes, {dataset.num_train} training / {dataset.num_validation} "
+              f"validation clips, {self.num_candidates} candidates "
+              f"(worker {self.worker_id}).", flush=True)
+      if claim.taken_over_from is not None:
+        print(f"Taking over candidate {claim.id} from worker {claim.taken_over_from}, "
+              "whose heartbeat stopped.", flush=True)
+      with claim:
+        record = self._run_candidate(claim, dataset)
+      if record is None:
+        print(f"Candidate {claim.id} was taken over by another worker; moving on.",
+              flush=True)
+        continue
+      try:
+        self.store.write(record)
+      except FileExistsError:
+        logging.warning("Candidate %s was recorded by another worker first; "
+                        "keeping that record.", record.id)
+      self.claims.release(claim.id)
+      records = self.store.read_all()
+      progress.update(len(self.store.ids() & self._all_ids()))
       progress.print(_describe(record, records))
-    return self._finish(records)
+      summaries.write(record, records)
+    summaries.close()
+    return self._finish(self.store.read_all())
 
-  def _propose(self, index: int, earlier: list[Record],
-               rng: np.random.Generator) -> tuple[Genome, Optional[str], str]:
-    """The genome of candidate ``index``, its parent's id and what changed."""
-    if index < len(self.initial_genomes):
-      return self.initial_genomes[index], None, "initial"
-    parent = self.evolution.select_parent(earlier, rng)
-    if parent is None:
-      return self.method.sample(rng), None, "random"
-    child, change = self.method.mutate(
-        self.method.genome_from_dict(parent.genome), rng,
-        progress=index / self.num_candidates)
-    return child, parent.id, change
+  def _all_ids(self) -> set[str]:
+    return {store_lib.format_id(i) for i in range(self.num_candidates)}
 
-  def _run_candidate(self, index: int, earlier: list[Record],
-                     dataset: datasets.VideoDataset) -> Record:
-    start = time.perf_counter()
+  def _claim_next(self, todo: list[int],
+                  records: list[Record]) -> Optional[claims_lib.Claim]:
+    """Claims the first candidate in ``todo`` no live worker is training."""
+    for index in todo:
+      candidate_id = store_lib.format_id(index)
+      if self.claims.is_live(candidate_id):
+        continue
+      earlier = [r for r in records if r.index < index]
+      claim = self.claims.try_claim(candidate_id, lambda: self._propose(index, earlier))
+      if claim is not None:
+        return claim
+    return None
+
+  def _propose(self, index: int, earlier: list[Record]) -> claims_lib.Proposal:
+    """The child that candidate ``index`` trains, drawn from ``(seed, index)``."""
     rng = np.random.default_rng([self.seed, index])
-    genome, parent, change = self._propose(index, earlier, rng)
+    if index < len(self.initial_genomes):
+      genome, parent, change = self.initial_genomes[index], None, "initial"
+    else:
+      chosen = self.evolution.select_parent(earlier, rng)
+      if chosen is None:
+        genome, parent, change = self.method.sample(rng), None, "random"
+      else:
+        parent_genome = self.method.genome_from_dict(chosen.genome)
+        progress = index / self.num_candidates
+        if hasattr(self.method, "learned_state"):  # a LearningGuidedMethod
+          genome, change = self.method.mutate(parent_genome, rng, progress=progress,
+                                              learned=chosen.learned or None)
+        else:
+          genome, change = self.method.mutate(parent_genome, rng, progress=progress)
+        parent = chosen.id
     seed = int(rng.integers(2**31 - 1))
-    fields = dict(id=store_lib.format_id(index), method=self.method.name,
-                  genome=genome.to_dict(), parent=parent, mutation=change,
-                  seed=seed, worker=self._worker)
-    timings = {}
+    return claims_lib.Proposal(genome=genome.to_dict(), parent=parent,
+                               mutation=change, seed=seed)
+
+  def _run_candidate(self, claim: claims_lib.Claim,
+                     dataset: datasets.VideoDataset) -> Optional[Record]:
+    """Trains the claimed child; None when another worker took it over."""
+    start = time.perf_counter()
+    proposal = claim.proposal
+    genome = self.method.genome_from_dict(proposal.genome)
+    fields = dict(id=claim.id, method=self.method.name,
+                  genome=genome.to_dict(), parent=proposal.parent,
+                  mutation=proposal.mutation, seed=proposal.seed, worker=self._worker)
+    timings, learned = {}, {}
     try:
-      metrics = self._train(genome, seed, dataset, timings)
+      metrics = self._train(genome, proposal.seed, dataset, timings, claim, learned)
       fields.update(status=store_lib.STATUS_OK, metrics=metrics,
                     fitness=float(self.fitness(metrics)))
+    except claims_lib.ClaimLostError:
+      return None
     except runtime.OverLimitError as e:
       fields.update(status=store_lib.STATUS_OVER_LIMIT, reason=str(e), metrics=e.metrics)
     except CandidateError as e:
@@ -149,11 +233,16 @@ class Search:
       tf.keras.backend.clear_session()
       gc.collect()
     timings["total_s"] = time.perf_counter() - start
-    return Record(**fields, timings=timings, finished_at=_now())
+    return Record(**fields, timings=timings, learned=learned, finished_at=_now())
 
   def _train(self, genome: Genome, seed: int, dataset: datasets.VideoDataset,
-             timings: dict[str, float]) -> dict[str, Any]:
-    """Gates, trains and evaluates one genome; fills ``timings`` as it goes."""
+             timings: dict[str, float], claim: claims_lib.Claim,
+             learned: dict[str, Any]) -> dict[str, Any]:
+    """Gates, trains and evaluates one genome.
+
+    Fills ``timings`` as it goes, and ``learned`` with the method's
+    ``learned_state`` of the trained model when it has one.
+    """
     config = self.train_config
     spec = self.method.clip_spec(genome)
     train_data = clips_lib.make_clips(dataset.train, spec, batch_size=config.batch_size,
@@ -165,23 +254,56 @@ class Search:
     metrics = {}
     if gate:
       start = time.perf_counter()
-      metrics.update(gate.check(build, train_data))
+      with strategy_lib.float32_policy():
+        metrics.update(gate.check(build, train_data))
       timings["gate_s"] = time.perf_counter() - start
     tf.keras.utils.set_random_seed(seed)
-    trained, train_timings, model = training.train_and_evaluate(
-        self.strategy, build, train_data, eval_data, config)
+    writer = tf.summary.create_file_writer(
+        os.path.join(self.workdir, "tensorboard", "candidates", claim.id))
+
+    def on_progress(done: int, loss: float) -> None:
+      claim.check()
+      with writer.as_default(step=done):
+        tf.summary.scalar("train/loss", loss)
+
+    # A resumed child draws a stream it has not seen instead of replaying
+    # the first batches of the run that was killed.
+    resumed_data = lambda step: clips_lib.make_clips(
+        dataset.train, spec, batch_size=config.batch_size, training=True, seed=seed + step)
+    try:
+      trained, train_timings, model = training.train_and_evaluate(
+          self.strategy, build, resumed_data, eval_data, config,
+          checkpoint_dir=claim.checkpoint_dir if self.checkpoint_every else None,
+          checkpoint_every=self.checkpoint_every, on_progress=on_progress)
+      with writer.as_default(step=config.steps):
+        tf.summary.scalar("validation/accuracy", trained["accuracy"])
+        tf.summary.scalar("validation/loss", trained["loss"])
+    finally:
+      writer.close()
     metrics.update(trained)
     timings.update(train_timings)
+    if hasattr(self.method, "learned_state"):
+      learned.update(self.method.learned_state(genome, model))
     _save_operative_config(self.workdir)
     if gate:
       start = time.perf_counter()
       # Convert a copy made outside the strategy: TFLite conversion needs
       # plain variables, whatever device the candidate trained on.
-      deployed = build()
+      with strategy_lib.float32_policy():
+        deployed = build()
       deployed.set_weights(model.get_weights())
       metrics.update(gate.evaluate(deployed, train_data, eval_data))
       timings["deployed_evaluate_s"] = time.perf_counter() - start
     return metrics
+
+  def _check_strategy(self) -> None:
+    resolver = getattr(self.strategy, "cluster_resolver", None)
+    workers = resolver.cluster_spec().as_dict().get("worker", []) if resolver else []
+    if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy) and len(workers) > 1:
+      raise UserError(
+          "A search does not train one candidate across hosts: run one search "
+          "worker per host on the same --workdir (each with its own --worker_id), "
+          "and keep --strategy=multi_worker for launch.train.")
 
   def _finish(self, records: list[Record]) -> Optional[Record]:
     best = best_record(records)
@@ -247,12 +369,56 @@ def _save_config(workdir: str) -> None:
     path = os.path.join(workdir, f"config.{time.strftime('%Y%m%d-%H%M%S')}.gin")
     logging.warning("The gin config differs from the one this workdir was "
                     "started with; saving it as %s.", path)
-  with tf.io.gfile.GFile(path, "w") as f:
-    f.write(text)
+  _write_atomically(path, text)
 
 
 def _save_operative_config(workdir: str) -> None:
   path = os.path.join(workdir, "operative_config.gin")
   if not tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path, "w") as f:
-      f.write(gin.operative_config_str())
+    _write_atomically(path, gin.operative_config_str())
+
+
+def _write_atomically(path: str, text: str) -> None:
+  """Writes under a temporary name and renames: workers may race to write it."""
+  temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+  with tf.io.gfile.GFile(temporary, "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+class _SearchSummaries:
+  """Search-level TensorBoard scalars, one event file per worker.
+
+  Written under ``<workdir>/tensorboard/search/<worker_id>`` at step = the
+  number of finished candidates: the finished candidate's fitness and
+  accuracy, the best fitness so far, the mean fitness of the current
+  population, and this worker's candidates per hour.
+  """
+
+  def __init__(self, workdir: str, worker_id: str, evolution):
+    self._writer = tf.summary.create_file_writer(
+        os.path.join(workdir, "tensorboard", "search", worker_id))
+    self._evolution = evolution
+    self._start = time.monotonic()
+    self._finished_here = 0
+
+  def write(self, record: Record, records: Sequence[Record]) -> None:
+    self._finished_here += 1
+    hours = (time.monotonic() - self._start) / 3600
+    best = best_record(records)
+    population = getattr(self._evolution, "population", None)
+    members = population(records) if population else []
+    with self._writer.as_default(step=len(records)):
+      if record.ok:
+        tf.summary.scalar("candidate/fitness", record.fitness)
+        tf.summary.scalar("candidate/accuracy", record.metrics.get("accuracy", 0.0))
+      if best is not None:
+        tf.summary.scalar("search/best_fitness", best.fitness)
+      if members:
+        tf.summary.scalar("search/population_mean_fitness",
+                          float(np.mean([r.fitness for r in members])))
+      tf.summary.scalar("search/candidates_per_hour", self._finished_here / max(hours, 1e-9))
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()

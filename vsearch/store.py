@@ -54,6 +54,8 @@ class Record:
     timings: wall-clock seconds by phase (build, train, evaluate, total).
     worker: which process wrote the record.
     finished_at: when the record was written (ISO 8601, UTC).
+    learned: what the method read from the trained model for later
+      mutations (AssembleNet's learned connection weights); empty otherwise.
   """
 
   id: str
@@ -69,6 +71,7 @@ class Record:
   timings: dict[str, float] = dataclasses.field(default_factory=dict)
   worker: str = ""
   finished_at: str = ""
+  learned: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def index(self) -> int:

@@ -11,7 +11,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 import gin
 import tensorflow as tf
@@ -34,6 +34,10 @@ class TrainConfig:
     steps_per_call: steps run inside one ``tf.function`` call; larger
       amortises the Python overhead (essential on TPU).
     eval_batch_size: batch size of evaluation.
+    per_replica_batch: True reads ``batch_size`` and ``eval_batch_size`` as
+      per-replica sizes: the global batch grows with the replicas (8 TPU
+      cores train on 8x the batch) and the learning rate with it (the
+      linear scaling rule). See ``for_replicas``.
   """
 
   steps: int = 100
@@ -44,6 +48,16 @@ class TrainConfig:
   label_smoothing: float = 0.0
   steps_per_call: int = 10
   eval_batch_size: int = 32
+  per_replica_batch: bool = False
+
+  def for_replicas(self, num_replicas: int) -> "TrainConfig":
+    """The config with global sizes for ``num_replicas`` replicas in sync."""
+    if not self.per_replica_batch or num_replicas == 1:
+      return self
+    return dataclasses.replace(
+        self, batch_size=self.batch_size * num_replicas,
+        eval_batch_size=self.eval_batch_size * num_replicas,
+        learning_rate=self.learning_rate * num_replicas, per_replica_batch=False)
 
 
 def make_optimizer(config: TrainConfig) -> tf.keras.optimizers.Optimizer:
@@ -181,25 +195,70 @@ class Trainer:
 
 def train_and_evaluate(strategy: tf.distribute.Strategy,
                        model_fn: Callable[[], tf.keras.Model],
-                       train_data: tf.data.Dataset,
+                       train_data: Callable[[int], tf.data.Dataset] | tf.data.Dataset,
                        eval_data: tf.data.Dataset,
-                       config: TrainConfig
+                       config: TrainConfig,
+                       checkpoint_dir: Optional[str] = None,
+                       checkpoint_every: int = 0,
+                       on_progress: Callable[[int, float], None] | None = None
                        ) -> tuple[dict[str, Any], dict[str, float], tf.keras.Model]:
-  """Builds, trains and evaluates one model.
+  """Builds, trains and evaluates one model, resuming from a checkpoint if any.
+
+  Args:
+    strategy: where to train.
+    model_fn: builds the model (inside the strategy's scope).
+    train_data: the training batches, or a function from the step training
+      starts at to them (so a resumed run can draw a stream it has not seen).
+    eval_data: the validation batches.
+    config: the training budget.
+    checkpoint_dir: where to save the model and optimizer every
+      ``checkpoint_every`` steps and to resume from (local or ``gs://``);
+      None saves nothing.
+    checkpoint_every: steps between checkpoints (saved when a multiple is
+      crossed, at the end of a ``steps_per_call`` call); 0 saves none.
+    on_progress: called after each call with (steps done, mean loss); it may
+      raise to abandon the training.
 
   Returns:
     (metrics, timings, model): metrics has accuracy, loss, train_loss and
-    num_params; timings has build_s, train_s and evaluate_s; model is the
-    trained model.
+    num_params; timings has build_s, train_s, evaluate_s and, for a resumed
+    run, resumed_from_step; model is the trained model.
   """
   start = time.perf_counter()
   trainer = Trainer(strategy, model_fn, config)
+  start_step, save = 0, None
+  if checkpoint_dir:
+    checkpoint = tf.train.Checkpoint(model=trainer.model, optimizer=trainer.optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=1)
+    if manager.latest_checkpoint:
+      checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+      start_step = int(trainer.optimizer.iterations.numpy())
+    save = lambda done: manager.save(checkpoint_number=done)
   built = time.perf_counter()
-  train_loss = trainer.train(train_data)
+
+  last = [start_step]
+
+  def after_call(done: int, loss: float) -> None:
+    before, last[0] = last[0], done
+    if on_progress:
+      on_progress(done, loss)
+    if save and checkpoint_every and done < config.steps and crossed(
+        before, done, checkpoint_every):
+      save(done)
+
+  data = train_data(start_step) if callable(train_data) else train_data
+  train_loss = trainer.train(data, after_call, initial_step=start_step)
   trained = time.perf_counter()
   metrics = trainer.evaluate(eval_data)
   evaluated = time.perf_counter()
   metrics.update(train_loss=train_loss, num_params=int(trainer.model.count_params()))
   timings = {"build_s": built - start, "train_s": trained - built,
              "evaluate_s": evaluated - trained}
+  if start_step:
+    timings["resumed_from_step"] = start_step
   return metrics, timings, trainer.model
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+  """Whether a multiple of ``every`` lies in (before, after]."""
+  return after // every > before // every

@@ -47,3 +47,19 @@ class Method(Protocol):
 
   def build(self, genome: Genome, num_classes: int):
     """The Keras model: clips (B, T, H, W, 3) float32 -> logits (B, classes)."""
+
+
+class LearningGuidedMethod(Method, Protocol):
+  """A method whose mutations read what the parent's training learned.
+
+  AssembleNet mutates a child from its parent's learned connection weights.
+  The search stores ``learned_state`` in each record's ``learned`` field and
+  passes the parent's to ``mutate``.
+  """
+
+  def learned_state(self, genome: Genome, model) -> dict[str, Any]:
+    """JSON-compatible facts about the trained ``model`` of ``genome``."""
+
+  def mutate(self, genome: Genome, rng: np.random.Generator, progress: float,
+             learned: dict[str, Any] | None = None) -> tuple[Genome, str]:
+    """As ``Method.mutate``, given the parent's ``learned_state`` (None if unknown)."""
