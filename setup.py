@@ -27,7 +27,8 @@ setuptools.setup(
         "tensorflow-datasets==4.9.10",
         # TFDS 4.9.10 needs it to prepare any dataset but does not declare it.
         "importlib_resources>=6,<8",
-        "absl-py==2.5.1",
+        # tfmot (the [qat] extra) pins absl-py below 2.
+        "absl-py>=1.4,<3",
         "gin-config==0.5.0",
         "ai-edge-litert==2.3.0",
         "numpy>=1.26,<3",
@@ -35,6 +36,8 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest>=8,<10"],
+        # Quantization-aware training: tfmot runs on legacy Keras (tf_keras).
+        "qat": ["tensorflow-model-optimization==0.8.1", "tf-keras==2.21.0"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,0 +1,31 @@
+r"""Quantization-aware fine-tuning of a trained model, compared with post-training int8.
+
+  python -m launch.qat --workdir=runs/c15 --out=exports/c15_qat --gin_file=gin/tvn/train_smoke.gin
+
+Needs the [qat] extra (pip install -e ".[qat]"). Writes model_int8.tflite
+(post-training), model_qat_int8.tflite and qat.json, and prints both int8
+models' validation accuracy, latency and size.
+"""
+
+from absl import app
+from absl import flags
+
+from launch import common
+
+flags.DEFINE_string("out", None, "Where the TFLite files and qat.json go.")
+flags.mark_flags_as_required(["workdir", "out"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  common.import_vsearch(FLAGS.tf_logs)
+  from vsearch import qat  # pylint: disable=g-import-not-at-top
+  with common.user_errors():
+    common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+    qat.run(workdir=FLAGS.workdir, out_dir=FLAGS.out)
+
+
+if __name__ == "__main__":
+  app.run(main)
