@@ -27,6 +27,8 @@ setuptools.setup(
         "tensorboard==2.21.0",
         "numpy>=1.26,<3",
         "matplotlib>=3.8,<4",
+        # Decodes user videos (video_folder); its wheels bundle FFmpeg.
+        "av==18.1.0",
     ],
     extras_require={
         "test": ["pytest>=8,<10"],
