@@ -135,19 +135,22 @@ def _prepare(builder: tfds.core.DatasetBuilder, name: str,
 
 
 def _remove_empty_dirs(path: str, root: str) -> None:
-  """Removes ``path`` and its parents up to ``root`` while they are empty.
+  """Removes ``path`` and its parents below ``root`` that are empty.
 
   A failed build leaves no files (TFDS writes into a temporary directory it
-  deletes) but would leave the empty directories of its name and version.
+  deletes) but would leave the empty directories of the dataset's name and
+  version, and TFDS's empty download directory.
   """
   if "://" in path:
     return  # Cloud storage has no empty directories to leave behind.
   path, root = os.path.abspath(path), os.path.abspath(root)
-  while path.startswith(root + os.sep) and os.path.isdir(path):
-    if os.listdir(path):
-      return
-    os.rmdir(path)
-    path = os.path.dirname(path)
+  for start in (path, os.path.join(root, "downloads", "extracted")):
+    while start.startswith(root + os.sep):
+      if os.path.isdir(start):
+        if os.listdir(start):
+          break
+        os.rmdir(start)
+      start = os.path.dirname(start)
 
 
 def _num_examples(builder: tfds.core.DatasetBuilder, name: str, split: str,
