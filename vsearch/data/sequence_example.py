@@ -94,7 +94,8 @@ def _parse(serialized: tf.Tensor) -> tuple[dict, dict]:
   context, sequence = tf.io.parse_single_sequence_example(
       serialized,
       context_features={LABEL_KEY: tf.io.VarLenFeature(tf.int64)},
-      sequence_features={IMAGE_KEY: tf.io.FixedLenSequenceFeature([], tf.string)})
+      sequence_features={IMAGE_KEY: tf.io.FixedLenSequenceFeature(
+          [], tf.string, allow_missing=True)})
   return context, sequence
 
 
