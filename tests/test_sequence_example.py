@@ -126,3 +126,11 @@ def test_a_short_multi_label_search_scores_candidates_by_map(records, tmp_path):
   assert 0.0 < best.metrics["mAP"] <= 1.0
   assert best.fitness == best.metrics["mAP"]
   assert best.metrics["num_eval_clips"] == 6
+
+
+@pytest.mark.parametrize("name", ["video_folder", "ucf101", "kinetics_tfrecords",
+                                  "charades_tfrecords"])
+def test_the_data_gin_files_parse_with_a_search(name):
+  from launch import common  # pylint: disable=g-import-not-at-top
+  common.parse_gin([os.path.join(REPO, "gin", "tvn", "smoke.gin"),
+                    os.path.join(REPO, "gin", "data", f"{name}.gin")], [])

@@ -236,7 +236,7 @@ def _fingerprint(manual_dir: str, files: dict[str, list[str]]) -> str:
 
 
 @gin.configurable
-def video_folder_config(manual_dir: str = gin.REQUIRED, resolution: int = 0,
+def video_folder_config(manual_dir: str = "", resolution: int = 0,
                         max_frames: int = 0, frame_step: int = 1,
                         validation_fraction: float = 0.2,
                         split_seed: int = 0) -> VideoFolderConfig:
@@ -245,6 +245,10 @@ def video_folder_config(manual_dir: str = gin.REQUIRED, resolution: int = 0,
   Raises:
     UserError: the folder is missing or empty, or a setting is out of range.
   """
+  if not manual_dir:
+    raise UserError("No video folder given; set video_folder_config.manual_dir "
+                    "(--manual_dir for launch.prepare_data) to a folder with "
+                    "one subfolder of videos per class.")
   manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
   files = scan_folder(manual_dir)
   return VideoFolderConfig(
