@@ -118,8 +118,9 @@ def _prepare(builder: tfds.core.DatasetBuilder, name: str,
     print(f"Decoded {name}/{config.name} in {time.monotonic() - start:.1f} s, "
           f"{len(builder.skipped)} files skipped", flush=True)
     return
-  advice = (f"prepare it on a machine with internet access (tfds build {name} "
-            "--data_dir=DIR) and set load_dataset.data_dir to DIR")
+  advice = (f"prepare it on a machine with internet access (python -m "
+            f"launch.prepare_data --dataset={name} --data_dir=DIR) and set "
+            "load_dataset.data_dir to DIR")
   if not download:
     raise UserError(f"Dataset {name!r} is not prepared in {where} and "
                     f"load_dataset.download is False; {advice}.")
