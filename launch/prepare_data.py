@@ -43,6 +43,29 @@ def _video_folder_bindings() -> list[str]:
   return bindings
 
 
+def _summarise(builder) -> None:
+  """Prints the classes, the examples per split and the skipped files."""
+  info, config = builder.info, builder.builder_config
+  full_name = f"{builder.name}/{config.name}" if config else builder.name
+  print(f"\n{full_name} in {builder.data_dir}")
+  label = info.features["label"] if "label" in info.features else None
+  names = list(getattr(label, "names", []))
+  print(f"classes: {len(names)} ({', '.join(names[:10])}"
+        f"{', ...' if len(names) > 10 else ''})")
+  for split, split_info in sorted(info.splits.items()):
+    print(f"{split}: {split_info.num_examples} examples")
+  if FLAGS.dataset != "video_folder":
+    return
+  if builder.skipped is None:
+    print("skipped: built before; its build listed the skipped files")
+    return
+  print(f"skipped: {len(builder.skipped)} files")
+  for path, reason in builder.skipped[:_MAX_SKIPS_LISTED]:
+    print(f"  {path}: {reason}")
+  if len(builder.skipped) > _MAX_SKIPS_LISTED:
+    print(f"  ... and {len(builder.skipped) - _MAX_SKIPS_LISTED} more")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -56,21 +79,7 @@ def main(argv):
                       f"{FLAGS.dataset!r}.")
     common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings + folder_flags)
     from vsearch.data import datasets  # pylint: disable=g-import-not-at-top
-    builder = datasets.prepare_dataset(FLAGS.dataset, FLAGS.data_dir)
-    info = builder.info
-    names = info.features["label"].names if "label" in info.features else []
-    print(f"\n{FLAGS.dataset}/{builder.builder_config.name if builder.builder_config else ''}"
-          f" in {builder.data_dir}")
-    print(f"classes: {len(names)} ({', '.join(names[:10])}"
-          f"{', ...' if len(names) > 10 else ''})")
-    for split, split_info in sorted(info.splits.items()):
-      print(f"{split}: {split_info.num_examples} examples")
-    skipped = getattr(builder, "skipped", [])
-    print(f"skipped: {len(skipped)} files")
-    for path, reason in skipped[:_MAX_SKIPS_LISTED]:
-      print(f"  {path}: {reason}")
-    if len(skipped) > _MAX_SKIPS_LISTED:
-      print(f"  ... and {len(skipped) - _MAX_SKIPS_LISTED} more")
+    _summarise(datasets.prepare_dataset(FLAGS.dataset, FLAGS.data_dir))
 
 
 if __name__ == "__main__":

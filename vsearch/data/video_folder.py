@@ -267,8 +267,9 @@ def make_builder(config: VideoFolderConfig,
 class VideoFolder(tfds.core.GeneratorBasedBuilder):
   """Labelled videos from a folder per class (see the module docstring).
 
-  After ``download_and_prepare``, ``skipped`` lists ``(path, reason)`` of
-  every file that could not be decoded.
+  After a build by ``download_and_prepare``, ``skipped`` lists ``(path,
+  reason)`` of every file that could not be decoded; it is None when this
+  builder did not build (the dataset was prepared already).
   """
 
   VERSION = _VERSION
@@ -279,7 +280,7 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
 
   def __init__(self, **kwargs):
     super().__init__(**kwargs)
-    self.skipped: list[tuple[str, str]] = []
+    self.skipped: list[tuple[str, str]] | None = None
 
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
