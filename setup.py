@@ -33,6 +33,8 @@ setuptools.setup(
         "ai-edge-litert==2.3.0",
         "numpy>=1.26,<3",
         "matplotlib>=3.8,<4",
+        # Decodes user videos (video_folder); its wheels bundle FFmpeg.
+        "av==18.1.0",
     ],
     extras_require={
         "test": ["pytest>=8,<10"],

@@ -15,4 +15,5 @@ from vsearch import runtime
 from vsearch import search
 from vsearch import training
 from vsearch.data import datasets
+from vsearch.data import sequence_example
 from vsearch.methods import tvn

@@ -10,6 +10,8 @@ from typing import Any
 
 import gin
 
+from vsearch.errors import UserError
+
 
 @gin.configurable
 def accuracy_fitness(metrics: dict[str, Any], key: str = "accuracy") -> float:
@@ -40,3 +42,20 @@ def latency_tradeoff_fitness(metrics: dict[str, Any], target_ms: float = gin.REQ
   if target_ms <= 0:
     raise ValueError(f"target_ms must be positive, got {target_ms}")
   return float(metrics[key]) * (float(metrics["latency_ms"]) / target_ms) ** weight
+
+
+@gin.configurable
+def map_fitness(metrics: dict[str, Any]) -> float:
+  """Mean average precision: the fitness of multi-label data (Charades).
+
+  Needs multi-hot labels (``load_sequence_examples.multi_label = True``),
+  for which evaluation measures ``mAP``.
+
+  Raises:
+    UserError: the metrics have no mAP, i.e. the data is single-label.
+  """
+  if "mAP" not in metrics:
+    raise UserError("map_fitness needs multi-label data (evaluation measured "
+                    f"only {sorted(metrics)}); set Search.fitness = "
+                    "@accuracy_fitness or load multi-label data.")
+  return float(metrics["mAP"])

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 import gin
+import numpy as np
 import tensorflow as tf
 
 from vsearch.errors import CandidateError
@@ -96,9 +97,14 @@ class Trainer:
 
   def _loss(self, labels, logits):
     num_classes = logits.shape[-1]
-    per_example = tf.keras.losses.categorical_crossentropy(
-        tf.one_hot(labels, num_classes), logits, from_logits=True,
-        label_smoothing=self.config.label_smoothing)
+    if is_multi_label(labels):
+      per_example = tf.keras.losses.binary_crossentropy(
+          tf.cast(labels, tf.float32), logits, from_logits=True,
+          label_smoothing=self.config.label_smoothing)
+    else:
+      per_example = tf.keras.losses.categorical_crossentropy(
+          tf.one_hot(labels, num_classes), logits, from_logits=True,
+          label_smoothing=self.config.label_smoothing)
     return tf.nn.compute_average_loss(
         per_example, global_batch_size=self.config.batch_size)
 
@@ -162,6 +168,8 @@ class Trainer:
 
     def step(batch):
       clips, labels = batch
+      if clips.shape.rank == 6 or is_multi_label(labels):
+        return _video_scores(model, clips, labels)
       logits = tf.cast(model(clips, training=False), tf.float32)
       correct = tf.reduce_sum(tf.cast(
           tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
@@ -173,16 +181,34 @@ class Trainer:
     # Built once per trainer, so periodic validation does not retrace.
     @tf.function(reduce_retracing=True)
     def eval_step(batch):
-      return strategy.reduce(tf.distribute.ReduceOp.SUM,
-                             strategy.run(step, args=(batch,)), axis=None)
+      result = strategy.run(step, args=(batch,))
+      if isinstance(result, tuple):  # per-video scores and labels
+        return tuple(strategy.gather(x, axis=0) for x in result)
+      return strategy.reduce(tf.distribute.ReduceOp.SUM, result, axis=None)
 
     return eval_step
 
   def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
-    """Top-1 accuracy and mean loss over one pass of ``dataset``."""
+    """Top-1 accuracy and mean loss over one pass of ``dataset``.
+
+    Multi-label data (multi-hot labels [B, C]) adds ``mAP``, the mean
+    average precision; its ``accuracy`` is the share of clips whose top
+    class is one of their labels. Several clips per video (clips [B, K, T,
+    H, W, 3]) are scored by their mean class probabilities.
+    """
     if self._eval_step is None:
       self._eval_step = self._build_eval_step()
     strategy, eval_step = self.strategy, self._eval_step
+    clips_spec, labels_spec = dataset.element_spec
+    if clips_spec.shape.rank == 6 or is_multi_label(labels_spec):
+      scores, labels = [], []
+      for batch in strategy.experimental_distribute_dataset(dataset):
+        batch_scores, batch_labels = eval_step(batch)
+        scores.append(batch_scores.numpy())
+        labels.append(batch_labels.numpy())
+      if not scores:
+        raise CandidateError("the validation split yielded no clips")
+      return score_videos(np.concatenate(scores), np.concatenate(labels))
     totals = tf.zeros([3])
     for batch in strategy.experimental_distribute_dataset(dataset):
       totals += eval_step(batch)
@@ -191,6 +217,81 @@ class Trainer:
       raise CandidateError("the validation split yielded no clips")
     return {"accuracy": correct / count, "loss": loss / count,
             "num_eval_clips": int(count)}
+
+
+def is_multi_label(labels: tf.Tensor | tf.TensorSpec) -> bool:
+  """Whether a batch of labels is multi-hot [B, C] rather than indices [B]."""
+  return labels.shape.rank == 2
+
+
+def _video_scores(model: tf.keras.Model, clips: tf.Tensor,
+                  labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Class probabilities [B, C] of each video, and its labels.
+
+  Probabilities are softmax for single-label and sigmoid for multi-label
+  data; a video with several clips [B, K, T, H, W, 3] gets their mean.
+  """
+  if clips.shape.rank == 6:
+    shape = tf.shape(clips)
+    flat = tf.reshape(clips, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+    logits = tf.cast(model(flat, training=False), tf.float32)
+    logits = tf.reshape(logits, [shape[0], shape[1], -1])
+  else:
+    logits = tf.cast(model(clips, training=False), tf.float32)[:, None]
+  activation = tf.sigmoid if is_multi_label(labels) else tf.nn.softmax
+  return tf.reduce_mean(activation(logits), axis=1), labels
+
+
+def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+  """Mean over classes of the average precision of ranking by score.
+
+  The average precision of a class is the mean, over its positive clips, of
+  the precision among the clips scored at least as high as that positive
+  (ties count against it). Classes without a positive clip have no average
+  precision and are left out, as Charades' mAP does.
+
+  Args:
+    scores: float [N, C], higher means more likely.
+    labels: {0, 1} [N, C].
+
+  Returns:
+    The mAP in [0, 1]; NaN when no class has a positive clip.
+  """
+  precisions = []
+  for column in range(scores.shape[1]):
+    positives = labels[:, column] > 0
+    if not positives.any():
+      continue
+    score = scores[:, column]
+    # Clips scored at least as high as each positive, and the positives among them.
+    ranked = (score[None, :] >= score[positives][:, None])
+    hits = (ranked & positives[None, :]).sum(axis=1)
+    precisions.append(float(np.mean(hits / ranked.sum(axis=1))))
+  return float(np.mean(precisions)) if precisions else float("nan")
+
+
+def score_videos(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+  """Accuracy and loss (and mAP for multi-hot labels) of class probabilities.
+
+  Args:
+    probabilities: float [N, C]: softmax for class indices, sigmoid for
+      multi-hot labels.
+    labels: int [N] class indices, or {0, 1} [N, C].
+  """
+  count = len(probabilities)
+  eps = 1e-7
+  probabilities = np.clip(probabilities.astype(np.float64), eps, 1 - eps)
+  top = probabilities.argmax(axis=1)
+  if labels.ndim == 2:
+    positives = labels > 0
+    loss = -np.mean(np.where(positives, np.log(probabilities),
+                             np.log1p(-probabilities)), axis=1)
+    return {"accuracy": float(positives[np.arange(count), top].mean()),
+            "mAP": mean_average_precision(probabilities, positives),
+            "loss": float(loss.mean()), "num_eval_clips": count}
+  loss = -np.log(probabilities[np.arange(count), labels])
+  return {"accuracy": float((top == labels).mean()), "loss": float(loss.mean()),
+          "num_eval_clips": count}
 
 
 def train_and_evaluate(strategy: tf.distribute.Strategy,

@@ -12,13 +12,22 @@ the model sees true to the video, where looping would insert a jump back to
 the first frame, a motion in the wrong direction.
 
 Frames are centre-cropped to a square and resized (bilinear, antialiased) to
-``spec.resolution``. There is no flip or other geometric augmentation on
-purpose: mirroring a clip changes its direction of motion, which is the class
-in synthetic_motion.
+``spec.resolution``. There is no flip or other geometric augmentation by
+default on purpose: mirroring a clip changes its direction of motion, which
+is the class in synthetic_motion. Real videos usually gain from
+``Augmentation`` (random square crops at a jittered scale, horizontal flips;
+``make_clips.augmentation = @Augmentation()`` in gin), drawn once per clip so
+that every frame of a clip gets the same crop and flip.
+
+Evaluation can score a video by several clips (``make_clips.num_eval_clips``):
+their offsets are spread evenly from the first to the last valid start, so
+the same video always gives the same clips, and batches become
+``[B, K, T, R, R, 3]``; the trainer averages the clips' class probabilities.
 """
 
 import dataclasses
 
+import gin
 import tensorflow as tf
 
 from vsearch.errors import UserError
@@ -82,6 +91,56 @@ def clip_offset(num_video_frames: tf.Tensor, spec: ClipSpec,
       [], seed=seed, minval=0, maxval=room + 1, dtype=tf.int32)
 
 
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+  """Random geometric changes of training clips; evaluation never gets them.
+
+  Attributes:
+    random_crop: take the square crop at a uniformly random position instead
+      of the centre.
+    min_crop_scale: side of the square crop as a fraction of the frame's
+      shorter side, drawn uniformly in [min_crop_scale, 1] (scale jitter);
+      1 keeps the largest square.
+    flip: mirror half of the clips left to right. Leave it off where the
+      direction of motion is the class (synthetic_motion).
+  """
+
+  random_crop: bool = False
+  min_crop_scale: float = 1.0
+  flip: bool = False
+
+  @property
+  def changes_frames(self) -> bool:
+    """Whether any augmentation is on."""
+    return self.random_crop or self.flip or self.min_crop_scale < 1.0
+
+  def __post_init__(self):
+    if not 0.0 < self.min_crop_scale <= 1.0:
+      raise UserError(f"Augmentation.min_crop_scale is {self.min_crop_scale!r}; "
+                      "set it in (0, 1].")
+
+
+def _augmented_crop(frames: tf.Tensor, augmentation: Augmentation,
+                    seed: tf.Tensor) -> tf.Tensor:
+  """One random square crop (and maybe a mirror) of all frames [T, H, W, 3]."""
+  height, width = tf.shape(frames)[1], tf.shape(frames)[2]
+  seeds = tf.random.experimental.stateless_split(seed, 4)
+  scale = tf.random.stateless_uniform([], seeds[0], augmentation.min_crop_scale, 1.0)
+  side = tf.maximum(tf.cast(tf.cast(tf.minimum(height, width), tf.float32) * scale,
+                            tf.int32), 1)
+  if augmentation.random_crop:
+    top = tf.random.stateless_uniform([], seeds[1], 0, height - side + 1, tf.int32)
+    left = tf.random.stateless_uniform([], seeds[2], 0, width - side + 1, tf.int32)
+  else:
+    top, left = (height - side) // 2, (width - side) // 2
+  frames = frames[:, top:top + side, left:left + side, :]
+  if augmentation.flip:
+    mirror = tf.random.stateless_uniform([], seeds[3]) < 0.5
+    frames = tf.cond(mirror, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
+  return frames
+
+
 def _square_resize(frames: tf.Tensor, resolution: int) -> tf.Tensor:
   """Centre-crops frames [T, H, W, 3] to a square and resizes it, as uint8."""
   height, width = tf.shape(frames)[1], tf.shape(frames)[2]
@@ -94,14 +153,35 @@ def _square_resize(frames: tf.Tensor, resolution: int) -> tf.Tensor:
 
 
 def _sample_clip(example: dict[str, tf.Tensor], spec: ClipSpec,
-                 seed: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+                 seed: tf.Tensor | None,
+                 augmentation: Augmentation | None = None
+                 ) -> tuple[tf.Tensor, tf.Tensor]:
   """One clip (uint8 [T, R, R, 3]) and its label (int32) from one example."""
   video = example["video"]
   num_video_frames = tf.shape(video)[0]
   offset = clip_offset(num_video_frames, spec, seed)
   frames = tf.gather(video, frame_indices(num_video_frames, spec, offset))
+  if augmentation is not None and augmentation.changes_frames:
+    frames = _augmented_crop(
+        frames, augmentation, tf.random.experimental.stateless_fold_in(seed, 1))
   frames = _square_resize(frames, spec.resolution)
   frames = tf.ensure_shape(frames, spec.input_shape)
+  return frames, tf.cast(example["label"], tf.int32)
+
+
+def _sample_clips(example: dict[str, tf.Tensor], spec: ClipSpec,
+                  num_clips: int) -> tuple[tf.Tensor, tf.Tensor]:
+  """``num_clips`` evenly spread centre-cropped clips [K, T, R, R, 3], label."""
+  video = example["video"]
+  num_video_frames = tf.shape(video)[0]
+  span = (spec.num_frames - 1) * spec.frame_stride + 1
+  room = tf.maximum(num_video_frames - span, 0)
+  offsets = tf.cast(tf.round(tf.linspace(0.0, tf.cast(room, tf.float32),
+                                         num_clips)), tf.int32)
+  indices = tf.reshape(tf.map_fn(
+      lambda offset: frame_indices(num_video_frames, spec, offset), offsets), [-1])
+  frames = _square_resize(tf.gather(video, indices), spec.resolution)
+  frames = tf.reshape(frames, (num_clips,) + spec.input_shape)
   return frames, tf.cast(example["label"], tf.int32)
 
 
@@ -109,9 +189,12 @@ def _normalise(clips: tf.Tensor, labels: tf.Tensor):
   return tf.cast(clips, tf.float32) / 127.5 - 1.0, labels
 
 
+@gin.configurable(allowlist=["augmentation", "num_eval_clips"])
 def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
                training: bool, seed: int = 0,
-               shuffle_buffer: int = 256) -> tf.data.Dataset:
+               shuffle_buffer: int = 256,
+               augmentation: Augmentation | None = None,
+               num_eval_clips: int = 1) -> tf.data.Dataset:
   """Batches of clips for training or evaluation.
 
   Training shuffles, repeats forever and drops the last partial batch (a
@@ -132,11 +215,15 @@ def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
     training: whether to make the training stream or the evaluation pass.
     seed: seed of the training offsets and order.
     shuffle_buffer: clips in the training shuffle buffer.
+    augmentation: random crops, scale jitter and flips of training clips;
+      None has none.
+    num_eval_clips: clips per video in evaluation; more than 1 gives clips
+      ``[B, K, T, R, R, 3]``.
 
   Returns:
     A dataset of ``(clips float32 [B, T, R, R, 3] in [-1, 1], labels int32
-    [B])``; B is static in training and may be smaller in the last
-    evaluation batch.
+    [B])`` (labels [B, C] for multi-hot labels); B is static in training and
+    may be smaller in the last evaluation batch.
 
   Raises:
     UserError: the spec, batch size or buffer size is not positive.
@@ -145,17 +232,23 @@ def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
                       ("frame_stride", spec.frame_stride),
                       ("resolution", spec.resolution),
                       ("batch_size", batch_size),
-                      ("shuffle_buffer", shuffle_buffer)):
+                      ("shuffle_buffer", shuffle_buffer),
+                      ("num_eval_clips", num_eval_clips)):
     if value < 1:
       raise UserError(f"The clip pipeline got {name}={value}; it must be a "
                       "positive integer.")
   if training:
     seed_base = tf.constant(seed, tf.int64)
     clips = examples.repeat().enumerate().map(
-        lambda i, ex: _sample_clip(ex, spec, tf.stack([seed_base, i])),
+        lambda i, ex: _sample_clip(ex, spec, tf.stack([seed_base, i]),
+                                   augmentation),
         num_parallel_calls=_AUTOTUNE)
     clips = clips.shuffle(shuffle_buffer, seed=seed)
     clips = clips.batch(batch_size, drop_remainder=True)
+  elif num_eval_clips > 1:
+    clips = examples.map(lambda ex: _sample_clips(ex, spec, num_eval_clips),
+                         num_parallel_calls=_AUTOTUNE)
+    clips = clips.batch(batch_size)
   else:
     clips = examples.map(lambda ex: _sample_clip(ex, spec, None),
                          num_parallel_calls=_AUTOTUNE)

@@ -11,6 +11,7 @@ Importing this module registers the ``synthetic_motion`` TFDS builder.
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 
 import gin
@@ -18,9 +19,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from vsearch.data import synthetic_motion
+from vsearch.data import video_folder
 from vsearch.errors import UserError
 
 SYNTHETIC = "synthetic_motion"
+VIDEO_FOLDER = video_folder.NAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +75,9 @@ def _builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   if name == SYNTHETIC:
     config = synthetic_motion.synthetic_motion_config()
     return synthetic_motion.make_builder(config, data_dir=data_dir)
+  if name == VIDEO_FOLDER:
+    config = video_folder.video_folder_config()
+    return video_folder.make_builder(config, data_dir=data_dir)
   try:
     return tfds.builder(name, data_dir=data_dir)
   except (tfds.core.registered.DatasetNotFoundError, ValueError,
@@ -79,8 +85,8 @@ def _builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
     raise UserError(
         f"Unknown dataset {name!r} ({first_line}); set load_dataset.name to "
-        f"{SYNTHETIC!r} or to the name of a TFDS video dataset such as "
-        "'ucf101'.") from e
+        f"{SYNTHETIC!r}, {VIDEO_FOLDER!r} or to the name of a TFDS video "
+        "dataset such as 'ucf101'.") from e
 
 
 def _prepare(builder: tfds.core.DatasetBuilder, name: str,
@@ -99,8 +105,22 @@ def _prepare(builder: tfds.core.DatasetBuilder, name: str,
     print(f"Generated {name}/{config.name} in {time.monotonic() - start:.1f} s",
           flush=True)
     return
-  advice = (f"prepare it on a machine with internet access (tfds build {name} "
-            "--data_dir=DIR) and set load_dataset.data_dir to DIR")
+  if name == VIDEO_FOLDER:
+    config = builder.builder_config
+    print(f"Decoding {name}/{config.name}: {len(config.classes)} classes from "
+          f"{config.manual_dir} into {where}", flush=True)
+    start = time.monotonic()
+    try:
+      with _without_tfds_bars():
+        builder.download_and_prepare()
+    finally:
+      _remove_empty_dirs(str(where), str(builder.data_dir_root))
+    print(f"Decoded {name}/{config.name} in {time.monotonic() - start:.1f} s, "
+          f"{len(builder.skipped)} files skipped", flush=True)
+    return
+  advice = (f"prepare it on a machine with internet access (python -m "
+            f"launch.prepare_data --dataset={name} --data_dir=DIR) and set "
+            "load_dataset.data_dir to DIR")
   if not download:
     raise UserError(f"Dataset {name!r} is not prepared in {where} and "
                     f"load_dataset.download is False; {advice}.")
@@ -115,6 +135,25 @@ def _prepare(builder: tfds.core.DatasetBuilder, name: str,
                     f"{advice}.") from e
 
 
+def _remove_empty_dirs(path: str, root: str) -> None:
+  """Removes ``path`` and its parents below ``root`` that are empty.
+
+  A failed build leaves no files (TFDS writes into a temporary directory it
+  deletes) but would leave the empty directories of the dataset's name and
+  version, and TFDS's empty download directory.
+  """
+  if "://" in path:
+    return  # Cloud storage has no empty directories to leave behind.
+  path, root = os.path.abspath(path), os.path.abspath(root)
+  for start in (path, os.path.join(root, "downloads", "extracted")):
+    while start.startswith(root + os.sep):
+      if os.path.isdir(start):
+        if os.listdir(start):
+          break
+        os.rmdir(start)
+      start = os.path.dirname(start)
+
+
 def _num_examples(builder: tfds.core.DatasetBuilder, name: str, split: str,
                   setting: str) -> int:
   splits = builder.info.splits
@@ -125,6 +164,25 @@ def _num_examples(builder: tfds.core.DatasetBuilder, name: str, split: str,
         f"Dataset {name!r} has no split {split!r}; set load_dataset.{setting} "
         f"to one of {sorted(splits.keys())} (slices like 'train[:90%]' work "
         "too).") from e
+
+
+def prepare_dataset(name: str, data_dir: str | None,
+                    download: bool = True) -> tfds.core.DatasetBuilder:
+  """The builder of ``name`` in ``data_dir``, prepared there if it was not.
+
+  synthetic_motion is generated and video_folder decoded locally (their
+  settings come from gin); other TFDS datasets are downloaded if
+  ``download``. After a video_folder build, ``builder.skipped`` names the
+  files that could not be decoded.
+
+  Raises:
+    UserError: the name is unknown, or the dataset cannot be prepared.
+  """
+  with _quiet_tfds():
+    builder = _builder(name, data_dir)
+    if not builder.is_prepared():
+      _prepare(builder, name, download)
+  return builder
 
 
 @gin.configurable
@@ -155,9 +213,7 @@ def load_dataset(name: str = SYNTHETIC, data_dir: str | None = None,
       downloaded.
   """
   with _quiet_tfds():
-    builder = _builder(name, data_dir)
-    if not builder.is_prepared():
-      _prepare(builder, name, download)
+    builder = prepare_dataset(name, data_dir, download)
     features = builder.info.features
     if "video" not in features or "label" not in features:
       raise UserError(
