@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -335,14 +336,19 @@ def plot_progress(data: SearchData):
     points = [(x, r) for x, r in zip(xs, records) if x is not None and r.ok]
     ax.scatter([x for x, _ in points], [r.fitness for _, r in points], s=14,
                color=_PALETTE["ok"], alpha=0.45, label="candidate fitness")
-    for curve, color, name in ((fitness_curve, _PALETTE["front"], "best fitness so far"),
-                               (accuracy_curve, _PALETTE["best"], f"best {key} so far")):
+    lines = [(fitness_curve, _PALETTE["front"], "best fitness so far", "-")]
+    if accuracy_curve == fitness_curve:
+      lines[0] = (fitness_curve, _PALETTE["front"], f"best fitness (= {key}) so far", "-")
+    else:
+      lines.append((accuracy_curve, _PALETTE["best"], f"best {key} so far", "--"))
+    for curve, color, name, style in lines:
       line = [(x, y) for x, y in zip(xs, curve) if x is not None and y is not None]
       if line:
         ax.step([x for x, _ in line], [y for _, y in line], where="post", color=color,
-                linewidth=2, label=name)
+                linewidth=2, linestyle=style, label=name)
     ax.set_xlabel(label)
     ax.grid(True, alpha=0.3)
+  by_count.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   by_count.set_ylabel("fitness / accuracy")
   by_count.set_title("Search progress by candidates")
   by_time.set_title("Search progress by wall time")
