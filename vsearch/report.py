@@ -369,7 +369,7 @@ def plot_tradeoff(data: SearchData, cost_key: str, cost_label: str,
           and metric(r, cost_key) is not None]
   if not measured:
     return None
-  fig, ax = _new_figure()
+  fig, ax = _new_figure(9.5, 4.4)
   points = [(metric(r, cost_key), metric(r, key)) for r in measured]
   ax.scatter([p[0] for p in points], [p[1] for p in points], s=18, color=_PALETTE["ok"],
              alpha=0.6, label="candidates")
@@ -385,14 +385,19 @@ def plot_tradeoff(data: SearchData, cost_key: str, cost_label: str,
     ax.scatter([metric(r, cost_key) for r in over], [low] * len(over), marker="x",
                color=_PALETTE["over"], label="over limit (not trained)")
   if limit is not None:
-    ax.axvline(limit, color=_PALETTE["limit"], linestyle="--", label=f"limit {limit:g}")
-  for model in zoo:
+    ax.axvline(limit, color=_PALETTE["limit"], linestyle="--", label=f"runtime limit {limit:g}")
+  for n, model in enumerate(zoo):
+    label = "published models (zoo)" if n == 0 else None
     if model["accuracy"] is not None:
-      ax.scatter([model["latency_ms"]], [model["accuracy"]], marker="D", color=_PALETTE["zoo"])
+      ax.scatter([model["latency_ms"]], [model["accuracy"]], marker="D", color=_PALETTE["zoo"],
+                 label=label)
+      ax.annotate(model["name"], (model["latency_ms"], model["accuracy"]),
+                  textcoords="offset points", xytext=(4, 4), fontsize=8, color=_PALETTE["zoo"])
     else:
-      ax.axvline(model["latency_ms"], color=_PALETTE["zoo"], linestyle=":", alpha=0.7)
-    ax.annotate(model["name"], (model["latency_ms"], model["accuracy"] or low),
-                textcoords="offset points", xytext=(3, 3), fontsize=8, color=_PALETTE["zoo"])
+      # Measured latency but no accuracy on this dataset: a labelled vertical line.
+      ax.axvline(model["latency_ms"], color=_PALETTE["zoo"], linestyle=":", label=label)
+      ax.text(model["latency_ms"], 0.98, f" {model['name']}", rotation=90, va="top", ha="right",
+              fontsize=8, color=_PALETTE["zoo"], transform=ax.get_xaxis_transform())
   costs = [p[0] for p in points] + [metric(r, cost_key) for r in over] + [
       m["latency_ms"] for m in zoo]
   if min(costs) > 0 and max(costs) / min(costs) > 20:
@@ -400,7 +405,7 @@ def plot_tradeoff(data: SearchData, cost_key: str, cost_label: str,
   ax.set_xlabel(cost_label)
   ax.set_ylabel(key)
   ax.set_title(f"{key} against {cost_label.split(' (')[0]}")
-  ax.legend(loc="lower right", fontsize=8)
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
   fig.tight_layout()
   return fig
 
@@ -569,7 +574,10 @@ def write_report(workdir: str, out_dir: Optional[str] = None, top: int = 10,
                   f'{base64.b64encode(content).decode()}"><figcaption>{html.escape(caption)} '
                   f'({html.escape(name)})</figcaption></figure>')
 
-  cost_keys = [("latency_ms", "latency ms"), ("num_params", "params"), ("flops", "FLOPs")]
+  # Cost columns that no successful candidate has (e.g. latency without a gate) are left out.
+  cost_keys = [(k, label) for k, label in (("latency_ms", "latency ms"), ("num_params", "params"),
+                                           ("flops", "FLOPs"))
+               if any(metric(r, k) is not None for r in data.ok)]
   top_rows = []
   for rank, r in enumerate(top_k(data.records, top), 1):
     cells = [str(rank), _record_link(r, data, out_dir), _fmt(r.fitness), _fmt(metric(r, "accuracy"))]
