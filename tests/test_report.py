@@ -67,7 +67,16 @@ def test_lineage_follows_parents_and_says_where_it_is_cut():
   assert [r.id for r in chain] == ["000005"] and cut == "000004"
 
 
-def test_report_of_a_hand_made_runtime_limited_search(tmp_path):
+def test_report_of_a_hand_made_runtime_limited_search(tmp_path, monkeypatch):
+  drawn = []
+
+  def draw_genome(best, data):  # what AssembleNet and EvaNet register
+    drawn.append((best.id, len(data.records)))
+    fig, ax = report.plt.subplots()
+    ax.bar(range(len(best.genome)), [1] * len(best.genome))
+    return fig, "the best genome"
+
+  monkeypatch.setitem(report._METHOD_FIGURES, "tvn", draw_genome)  # pylint: disable=protected-access
   workdir = str(tmp_path / "work")
   store = RecordStore(workdir)
   latency = {"latency_ms": 0.2, "num_params": 3000}
@@ -94,7 +103,8 @@ def test_report_of_a_hand_made_runtime_limited_search(tmp_path):
 
   assert written.best.id == "000005"
   assert {os.path.basename(p) for p in written.png_paths} == {
-      "progress.png", "pareto_latency.png", "pareto_params.png", "lineage.png"}
+      "progress.png", "pareto_latency.png", "pareto_params.png", "lineage.png", "tvn_best.png"}
+  assert drawn == [("000005", 6)]
   assert os.path.dirname(written.html_path) == os.path.join(workdir, "report")
   page = _assert_report_files(written)
   assert "Best candidate: <b><a href=\"../candidates/000005.json\">000005</a>" in page
