@@ -174,8 +174,10 @@ def plot(curves: dict[str, dict[int, list]], path: str, title: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   colors = {"evolution": "#d62728", "random": "#1f77b4"}
+  # Evolution dashed and on top: where the medians coincide both stay visible.
+  styles = {"evolution": "--", "random": "-"}
   fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-  for selection, by_seed in curves.items():
+  for selection, by_seed in sorted(curves.items(), key=lambda item: item[0] == "evolution"):
     for curve in by_seed.values():
       xs = [i + 1 for i, y in enumerate(curve) if y is not None]
       ax.step(xs, [y for y in curve if y is not None], where="post",
@@ -186,7 +188,9 @@ def plot(curves: dict[str, dict[int, list]], path: str, title: str) -> None:
               for i in range(length)]
     xs = [i + 1 for i, y in enumerate(median) if y is not None]
     ax.step(xs, [y for y in median if y is not None], where="post", color=colors.get(selection),
-            linewidth=2.5, label=f"{selection} (median of {len(by_seed)} seeds)")
+            linewidth=2.5, linestyle=styles.get(selection, "-"),
+            label=f"{selection} (median of {len(by_seed)} seeds)")
+  ax.plot([], [], color="#999999", linewidth=1, label="one seed (thin)")
   ax.set_xlabel("candidates evaluated")
   ax.set_ylabel("best fitness so far")
   ax.set_title(title)
