@@ -14,6 +14,9 @@ Runs live in ``--root/<variant>/<selection>/seed<n>`` and resume like any
 search; rerunning the command finishes what is missing. Two searches run at a
 time (``--parallel``): the models are small, so two processes use two cores
 better than one, and a pair (evolution and random, same seed) shares the load.
+Run one invocation per root at a time: two searches on one workdir compute
+the same candidates and the slower one stops at the first record the other
+wrote (records are never overwritten, so the results stay correct).
 """
 
 import argparse
