@@ -55,3 +55,12 @@ def test_only_failures_means_random():
 def test_bad_sizes_are_rejected(population_size, tournament_size):
   with pytest.raises(ValueError):
     Evolution(population_size=population_size, tournament_size=tournament_size)
+
+
+def test_random_search_never_picks_a_parent():
+  from vsearch.evolution import RandomSearch  # pylint: disable=g-import-not-at-top
+  records = _records([0.9, 0.1, None, 0.5] * 5)
+  random_search = RandomSearch()
+  assert all(random_search.select_parent(records[:n], np.random.default_rng(n)) is None
+             for n in range(len(records) + 1))
+  assert len(random_search.population(records)) == 15

@@ -13,7 +13,7 @@ restarted search, or many workers sharing one store, agree on it.
 
 In both, the parent is the fittest of ``tournament_size`` members drawn
 without replacement. The first ``population_size`` candidates are sampled at
-random.
+random. ``RandomSearch`` is the baseline: every candidate is sampled at random.
 """
 
 from collections.abc import Sequence
@@ -74,3 +74,25 @@ class Evolution:
     # Ties go to the younger candidate, which has seen the data most recently.
     return max((population[i] for i in contestants),
                key=lambda r: (r.fitness, r.index))
+
+
+@gin.configurable
+class RandomSearch:
+  """Random search: every candidate is sampled afresh, none is a child.
+
+  The baseline the evolutionary methods claim to beat. It plugs into
+  ``Search.evolution`` (``Search.evolution = @RandomSearch()``): the search
+  samples a random genome whenever ``select_parent`` returns None, so with
+  the same search seed candidate ``i`` of a random search is the same genome
+  as candidate ``i`` of the initial population of an evolutionary one.
+  """
+
+  def population(self, records: Sequence[Record]) -> list[Record]:
+    """Every successful candidate: random search keeps no population."""
+    return [r for r in records if r.ok]
+
+  def select_parent(self, records: Sequence[Record],
+                    rng: np.random.Generator) -> Optional[Record]:
+    """Always None: the next candidate is sampled at random."""
+    del records, rng  # Random search ignores what came before.
+    return None
