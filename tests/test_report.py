@@ -1,5 +1,6 @@
 """The search report: Pareto front, lineage, and report.html on real and hand-made workdirs."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,13 +20,16 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _record(index, fitness, parent=None, status="ok", **metrics):
   ok = status == "ok"
+  timings = {"total_s": 10.0}
+  if "latency_ms" in metrics:  # measured by a runtime gate
+    timings.update(gate_s=2.0, train_s=11.0, evaluate_s=1.0) if ok else timings.update(gate_s=2.0)
   return Record(id=format_id(index), method="tvn", genome={"blocks": [], "width": index},
                 status=status, parent=None if parent is None else format_id(parent),
                 mutation="random" if parent is None else f"width {parent} -> {index}",
                 metrics={"accuracy": fitness, **metrics} if ok else metrics,
                 fitness=fitness if ok else None,
                 reason=None if ok else "latency 2.00 ms > limit 0.5 ms",
-                timings={"total_s": 10.0},
+                timings=timings,
                 finished_at=f"2026-11-25T10:{index:02d}:00+00:00")
 
 
@@ -112,9 +116,24 @@ def test_report_of_a_hand_made_runtime_limited_search(tmp_path, monkeypatch):
   assert "000006.json" in page and "000007.json" in page  # skipped files are named
   assert any("000007.json" in n and "missing fields" in n for n in written.notes)
   assert "latency 2.00 ms &gt; limit 0.5 ms" in page
+  assert ("Runtime gate: 1 of 6 measured candidates were over a limit and not trained, "
+          "saving about 12s of training") in page
   data = report.load_search(workdir)
   assert report.runtime_limit_ms(data.config) == 0.5
   assert [m["name"] for m in data.zoo] == ["tvn1", "mine"] and data.zoo[0]["latency_ms"] == 0.9
+
+
+def test_gate_savings_are_the_rejected_count_times_the_median_training():
+  def gated(index, status="ok", train_s=0.0):
+    record = _record(index, 0.3 if status == "ok" else None, status=status)
+    timings = {"gate_s": 1.0, "train_s": train_s, "evaluate_s": 1.0} if status == "ok" else {
+        "gate_s": 0.5}
+    return dataclasses.replace(record, timings=timings)
+  records = [gated(0, train_s=9.0), gated(1, train_s=19.0), gated(2, train_s=29.0),
+             gated(3, "over_limit"), gated(4, "over_limit")]
+  assert report.gate_savings(records) == {
+      "over_limit": 2, "gated": 5, "median_training_s": 20.0, "saved_s": 40.0, "gate_s": 4.0}
+  assert report.gate_savings([_record(0, 0.3)]) is None  # no gate ran
 
 
 def test_report_on_empty_missing_and_non_search_workdirs(tmp_path):
