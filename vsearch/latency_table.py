@@ -38,9 +38,10 @@ from typing import Any, Optional
 import numpy as np
 
 from vsearch import profile_tflite
-from vsearch.errors import UserError
+from vsearch.errors import CandidateError, UserError
 from vsearch.methods.tvn_genome import Block, Genome
 from vsearch.methods.tvn_model import Stage, genome_stages, repeat_stages
+from vsearch.progress import Progress
 
 MANIFEST = profile_tflite.MANIFEST
 TABLE = profile_tflite.TABLE
@@ -262,39 +263,46 @@ def prepare(out_dir: str, space, num_classes: int,
           for name, g in {**fit, **(whole_genomes or {})}.items()},
       "files": {},
   }
-  models = [("entries", NULL_KEY, NULL_STAGE),
-            *(("entries", k, s) for k, s in entries.items()),
-            *(("genomes", name, g)
-              for name, g in {**fit, **(whole_genomes or {})}.items())]
-  os.makedirs(out_dir, exist_ok=True)
-  written = 0
+  whole = {**fit, **(whole_genomes or {})}
+  models = {}  # Relative path -> (section, name, stage or genome, format).
+  for fmt in formats:
+    section = manifest["files"].setdefault(fmt, {"entries": {}, "genomes": {}})
+    for key, stage in [(NULL_KEY, NULL_STAGE), *entries.items()]:
+      section["entries"][key] = os.path.join(fmt, _file_name(stage.key()))
+      models[section["entries"][key]] = (stage, fmt)
+    for name, genome in whole.items():
+      identity = json.dumps([genome.to_dict(), num_classes], sort_keys=True)
+      section["genomes"][name] = os.path.join(
+          fmt, f"{name}_{_file_name(identity)}")
+      models[section["genomes"][name]] = (genome, fmt)
+  todo = [p for p in models if not os.path.exists(os.path.join(out_dir, p))]
   for fmt in formats:
     os.makedirs(os.path.join(out_dir, fmt), exist_ok=True)
-    section = manifest["files"].setdefault(fmt, {"entries": {}, "genomes": {}})
-    for kind, key, item in models:
-      relative = os.path.join(fmt, (key + ".tflite") if kind == "genomes"
-                              else _file_name(item.key()))
-      section[kind][key] = relative
-      path = os.path.join(out_dir, relative)
-      if os.path.exists(path):
-        continue
-      if kind == "genomes":
-        model = method.build(item, num_classes)
-      else:
-        model = stage_model(item)
+  progress = Progress(len(models), done=len(models) - len(todo))
+  for relative in todo:
+    item, fmt = models[relative]
+    if isinstance(item, Genome):
+      model, what = method.build(item, num_classes), "whole genome"
+    else:
+      model, what = stage_model(item), item.describe()
+    try:
       content = _convert(model, fmt)
-      with open(path + ".part", "wb") as f:
-        f.write(content)
-      os.replace(path + ".part", path)
-      written += 1
-      if written % 50 == 0:
-        log(f"{written} files written ({fmt} {kind})")
+    except CandidateError as e:
+      raise UserError(f"Cannot convert {what} to {fmt} TFLite for the "
+                      f"latency table: {e}") from e
+    path = os.path.join(out_dir, relative)
+    with open(path + ".part", "wb") as f:
+      f.write(content)
+    os.replace(path + ".part", path)
+    progress.step()
+    if progress.done % 25 == 0 or progress.done == progress.total:
+      progress.print(f"TFLite files in {out_dir}")
   with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as f:
     json.dump(manifest, f, indent=1, sort_keys=True)
   shutil.copy(profile_tflite.__file__,
               os.path.join(out_dir, "profile_tflite.py"))
-  log(f"{len(entries) + 1} entries and {len(fit)} fit genomes in "
-      f"{'/'.join(formats)} ({written} files new) in {out_dir}")
+  log(f"{len(entries) + 1} entries and {len(whole)} whole genomes in "
+      f"{'/'.join(formats)} ({len(todo)} files new) in {out_dir}")
   return manifest
 
 
