@@ -4,7 +4,7 @@ On a host with vsearch, write a TFLite file of every stage the gin search
 space can build (int8 and float), a manifest and the device script:
 
   python -m launch.profile_device prepare --gin_file=gin/tvn/smoke.gin \
-      --num_classes=4 --out=tables/phone
+      --num_classes=4 --out=workdirs/phone_table
 
 Copy the folder to the device (Python with `ai-edge-litert` and numpy; no
 TensorFlow, no vsearch) and time it there:
@@ -14,7 +14,7 @@ TensorFlow, no vsearch) and time it there:
 (`python -m launch.profile_device profile --out=DIR` does the same here, when
 this machine is the target.) Then search with the table as latency source:
 `RuntimeGate.latency_source = 'table'`, `RuntimeGate.latency_table =
-'tables/phone/latency_table.json'` (see gin/tvn/smoke_latency_table.gin).
+'workdirs/phone_table/latency_table.json'` (see gin/tvn/smoke_latency_table.gin).
 
 --zoo, --genome and --num_sampled cover only those genomes instead of the
 whole space (a real-scale space has too many stages to enumerate).
