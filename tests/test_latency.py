@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from vsearch import latency
 from vsearch import litert_runner
+from vsearch import profile_tflite
 from vsearch import quantize
 from vsearch.errors import CandidateError, UserError
 from vsearch.methods import tvn
@@ -146,16 +147,27 @@ def test_runner_imports_no_tensorflow(float_model, tmp_path, monkeypatch):
       "num_clips"] == 2
 
 
-def test_runner_source_imports_only_stdlib_numpy_and_litert():
-  with open(litert_runner.__file__, encoding="utf-8") as f:
+def _imported_modules(path):
+  with open(path, encoding="utf-8") as f:
     tree = ast.parse(f.read())
   imported = set()
   for node in ast.walk(tree):
     if isinstance(node, ast.Import):
-      imported.update(alias.name.split(".")[0] for alias in node.names)
+      imported.update(alias.name for alias in node.names)
     elif isinstance(node, ast.ImportFrom):
-      imported.add(node.module.split(".")[0])
-  assert imported - set(sys.stdlib_module_names) == {"numpy", "ai_edge_litert"}
+      imported.add(node.module)
+  return {name for name in imported
+          if name.split(".")[0] not in sys.stdlib_module_names}
+
+
+def test_runner_source_imports_only_stdlib_numpy_and_litert():
+  # The runner shares its LiteRT helpers with the standalone device profiler.
+  assert {m.split(".")[0] for m in _imported_modules(litert_runner.__file__)
+          } == {"numpy", "vsearch"}
+  assert {m for m in _imported_modules(litert_runner.__file__)
+          if m.startswith("vsearch")} == {"vsearch.profile_tflite"}
+  assert {m.split(".")[0] for m in _imported_modules(profile_tflite.__file__)
+          } == {"numpy", "ai_edge_litert"}
 
 
 def test_litert_agrees_with_keras(keras_model, int8_model, float_model):

@@ -9,6 +9,13 @@ limit or the parameter cap is recorded with its numbers and never trained,
 which is where most of a constrained search's time is saved. After training,
 the same format's accuracy is measured through LiteRT beside the float
 accuracy, so the fitness can use either.
+
+When the search does not run on the target device (a TPU pod's hosts are not
+the phone the model ships to), ``latency_source='table'`` predicts the
+target's latency from a table profiled on it once (``vsearch.latency_table``)
+instead of converting and timing the child here. Every record says which
+source gave its ``latency_ms`` (``latency_source``) and, for a table, which
+one (``latency_table``: the SHA-256 of the table file).
 """
 
 import dataclasses
@@ -20,8 +27,15 @@ import numpy as np
 import tensorflow as tf
 
 from vsearch import latency as latency_lib
+from vsearch import latency_table as latency_table_lib
 from vsearch import quantize
-from vsearch.errors import VsearchError
+from vsearch.errors import UserError, VsearchError
+
+MEASURED = "measured"  # Converted and timed on this machine.
+TABLE = "table"  # Predicted from a target device's latency table.
+MEASURED_LOCALLY = "measured_locally"  # The table lacked a stage.
+LATENCY_SOURCES = (MEASURED, TABLE)
+_ON_MISSING = ("error", "measure")
 
 
 class OverLimitError(VsearchError):
@@ -52,6 +66,14 @@ class RuntimeGate:
     max_eval_clips: validation clips the TFLite accuracy is measured on.
     require_fully_int8: an int8 model with ops left in float is a failure
       (scoring it would time a model the target cannot run as intended).
+    latency_source: 'measured' (convert and time each child on this
+      machine) or 'table' (predict the target device's latency from
+      ``latency_table``; TVN models only).
+    latency_table: path of the ``latency_table.json`` a device wrote.
+    table_missing: what a child whose stage the table lacks gets: 'error'
+      (a ``MissingEntryError`` naming the stage stops the search) or
+      'measure' (timed on this machine; its record says
+      ``latency_source='measured_locally'`` and lists the missing stages).
   """
 
   max_latency_ms: Optional[float] = None
@@ -62,6 +84,21 @@ class RuntimeGate:
   num_calibration_clips: int = 16
   max_eval_clips: int = 512
   require_fully_int8: bool = True
+  latency_source: str = MEASURED
+  latency_table: Optional[str] = None
+  table_missing: str = "error"
+
+  def __post_init__(self):
+    if self.latency_source not in LATENCY_SOURCES:
+      raise UserError(f"RuntimeGate.latency_source must be one of "
+                      f"{LATENCY_SOURCES}, got {self.latency_source!r}")
+    if self.latency_source == TABLE and not self.latency_table:
+      raise UserError("RuntimeGate.latency_source = 'table' needs "
+                      "RuntimeGate.latency_table, the latency_table.json a "
+                      "device wrote (python -m launch.profile_device).")
+    if self.table_missing not in _ON_MISSING:
+      raise UserError(f"RuntimeGate.table_missing must be one of "
+                      f"{_ON_MISSING}, got {self.table_missing!r}")
 
   def check(self, model_fn: Callable[[], tf.keras.Model],
             calibration: tf.data.Dataset) -> dict[str, Any]:
@@ -72,8 +109,9 @@ class RuntimeGate:
       calibration: training batches of (clips, labels) for int8 calibration.
 
     Returns:
-      Metrics: num_params, latency_ms and the latency's details, the TFLite
-      summary.
+      Metrics: num_params, latency_ms and the latency's details,
+      latency_source (and latency_table, the table's SHA-256), and for a
+      measured latency the TFLite summary.
 
     Raises:
       OverLimitError: the model breaks a limit; carries what was measured.
@@ -84,15 +122,45 @@ class RuntimeGate:
     if self.max_params is not None and metrics["num_params"] > self.max_params:
       raise OverLimitError(
           f"{metrics['num_params']:,} parameters > cap {self.max_params:,}", metrics)
-    converted = self._convert(model, calibration)
-    measured = latency_lib.measure_latency(converted, self.settings)
-    metrics.update(latency_ms=measured.median_ms, latency=measured.to_dict(),
-                   tflite=converted.summary())
-    if self.max_latency_ms is not None and measured.median_ms > self.max_latency_ms:
+    if self.latency_source == TABLE:
+      metrics.update(self._predict(model))
+    if "latency_ms" not in metrics:
+      converted = self._convert(model, calibration)
+      measured = latency_lib.measure_latency(converted, self.settings)
+      metrics.update(latency_ms=measured.median_ms, latency=measured.to_dict(),
+                     tflite=converted.summary())
+      metrics.setdefault("latency_source", MEASURED)
+    latency_ms = metrics["latency_ms"]
+    if self.max_latency_ms is not None and latency_ms > self.max_latency_ms:
       raise OverLimitError(
-          f"latency {measured.median_ms:.2f} ms > limit {self.max_latency_ms:g} ms",
-          metrics)
+          f"latency {latency_ms:.2f} ms > limit {self.max_latency_ms:g} ms "
+          f"({metrics['latency_source']})", metrics)
     return metrics
+
+  def _predict(self, model: tf.keras.Model) -> dict[str, Any]:
+    """The table's latency metrics; without 'latency_ms' where it lacks a stage
+    and ``table_missing`` is 'measure' (``check`` then measures here)."""
+    genome = getattr(model, "tvn_genome", None)
+    if genome is None:
+      raise UserError("RuntimeGate.latency_source = 'table' predicts Tiny "
+                      "Video Networks only; this model was not built from a "
+                      "TVN genome. Use latency_source = 'measured'.")
+    table = latency_table_lib.load(self.latency_table)
+    num_classes = int(model.outputs[0].shape[-1])
+    try:
+      predicted = table.predict(genome, self.format, num_classes)
+    except latency_table_lib.MissingEntryError:
+      if self.table_missing == "error":
+        raise
+      return {"latency_source": MEASURED_LOCALLY,
+              "latency_table": table.sha256,
+              "latency_table_missing": [
+                  f"{latency_table_lib.where(s)}: {s.describe()}"
+                  for s in table.missing(genome, self.format)]}
+    return {"latency_ms": predicted.latency_ms, "latency_source": TABLE,
+            "latency_table": table.sha256,
+            "latency": {**dataclasses.asdict(predicted), "format": self.format,
+                        "table": table.describe()}}
 
   def evaluate(self, model: tf.keras.Model, calibration: tf.data.Dataset,
                validation: tf.data.Dataset) -> dict[str, Any]:

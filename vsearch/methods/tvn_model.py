@@ -28,70 +28,195 @@ Repeat 0 uses the block's strides; later repeats use stride 1.
 Head: mean over (T, H, W) → dropout → dense logits (no softmax).
 """
 
+import dataclasses
+import json
+import math
+from typing import Any, Optional
+
 import tensorflow as tf
 
 from vsearch import layers
 from vsearch.methods.tvn_genome import Block, Genome
 
-
-def _spatial_op(x, block: Block, width: int, stride: int, prefix: str):
-  kind, kernel = block.spatial_type, block.spatial_kernel
-  if kind in ("conv", "depthwise"):
-    act = block.spatial_activation
-    x = layers.conv_bn(x, width, 1, 1, act, name=f"{prefix}_spatial_pointwise")
-    if kind == "conv":
-      return layers.conv_bn(x, width, kernel, stride, act,
-                            name=f"{prefix}_spatial_conv")
-    return layers.depthwise_bn(x, kernel, stride, act,
-                               name=f"{prefix}_spatial_depthwise")
-  return layers.pool2d(x, kind, kernel, stride, name=f"{prefix}_spatial_{kind}")
+# The kinds of stage, in the order a repeat applies them. 'shortcut' reads
+# the repeat's input; 'add' sums its output into the main path.
+STAGE_OPS = ("expand", "spatial", "temporal", "expand", "se", "cg", "project",
+             "shortcut", "add", "activation", "head")
 
 
-def _temporal_op(x, block: Block, frames: int, width: int, stride: int,
-                 prefix: str):
-  kind, kernel = block.temporal_type, block.temporal_kernel
-  name = f"{prefix}_temporal_{kind}"
-  if kind == "conv":
-    return layers.temporal_conv(x, frames, width, kernel, stride,
-                                block.temporal_activation, name=name)
-  return layers.temporal_pool(x, frames, kind, kernel, stride, name=name)
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One op of a TVN as the builder applies it, with its input shape.
+
+  A model is a fixed sequence of stages; ``build_model`` builds each with
+  ``apply_stage`` and ``vsearch.latency_table`` times each one alone, so
+  both read the same plan (``genome_stages``).
+
+  Attributes:
+    op: one of ``STAGE_OPS``.
+    frames, size, channels: the input, (B·frames, size, size, channels).
+    params: what else fixes the op, as sorted (name, value) pairs.
+    name: the Keras layer name prefix (not part of the stage's identity).
+  """
+
+  op: str
+  frames: int
+  size: int
+  channels: int
+  params: tuple[tuple[str, Any], ...] = ()
+  name: str = dataclasses.field(default="", compare=False)
+
+  def param(self, key: str) -> Any:
+    return dict(self.params)[key]
+
+  def key(self) -> str:
+    """A canonical string that names this op and input, e.g. in a table."""
+    return json.dumps({"op": self.op, "in": [self.frames, self.size,
+                                             self.channels],
+                       **dict(self.params)}, sort_keys=True,
+                      separators=(",", ":"))
+
+  def describe(self) -> str:
+    """One line: the op, its parameters and input shape."""
+    params = ", ".join(f"{k}={v}" for k, v in self.params)
+    return (f"{self.op}({params}) on {self.frames} frames x "
+            f"{self.size}x{self.size} x {self.channels} channels")
 
 
-def _repeat(x, block: Block, frames: int, repeat: int, prefix: str):
-  """One repeat of ``block`` on (B·frames, H, W, C); returns (y, frames)."""
-  shortcut, frames_in, size_in = x, frames, x.shape[1]
+def _stage(op, frames, size, channels, name, **params) -> Stage:
+  return Stage(op, frames, size, channels, tuple(sorted(params.items())), name)
+
+
+def repeat_stages(block: Block, repeat: int, frames: int, size: int,
+                  channels: int, prefix: str) -> tuple[list[Stage], int, int, int]:
+  """The stages of one repeat of ``block`` on (B·frames, size, size, channels).
+
+  Returns:
+    The stages and the output (frames, size, channels).
+  """
   first = repeat == 0
+  stages = []
+  frames_in, size_in, channels_in = frames, size, channels
   if block.inverted_bottleneck:
-    x = layers.conv_bn(x, block.expanded_width, 1, 1, layers.RELU,
-                       name=f"{prefix}_expand")
-    width = block.expanded_width
+    # The release hard-codes ReLU here, whatever the activation fields say.
+    stages.append(_stage("expand", frames, size, channels, f"{prefix}_expand",
+                         width=block.expanded_width, act=layers.RELU))
+    channels = width = block.expanded_width
   else:
     width = block.filters
-
   stride = block.spatial_stride if first else 1
   if block.spatial_kernel > 1:
-    x = _spatial_op(x, block, width, stride, prefix)
+    stages.append(_stage("spatial", frames, size, channels, prefix,
+                         type=block.spatial_type, kernel=block.spatial_kernel,
+                         stride=stride, width=width,
+                         act=block.spatial_activation))
+    size = math.ceil(size / stride)
+    if block.spatial_type in ("conv", "depthwise"):
+      channels = width
   if repeat % 2 == 0 and frames > 1 and block.temporal_kernel > 1:
     t_stride = block.temporal_stride if first else 1
-    x, frames = _temporal_op(x, block, frames, width, t_stride, prefix)
-
+    act = block.temporal_activation if block.temporal_type == "conv" else None
+    stages.append(_stage("temporal", frames, size, channels, prefix,
+                         type=block.temporal_type, kernel=block.temporal_kernel,
+                         stride=t_stride, width=width, act=act))
+    frames = layers.temporal_frames(frames, t_stride)
+    if block.temporal_type == "conv":
+      channels = width
   if not block.inverted_bottleneck:
-    x = layers.conv_bn(x, block.expanded_width, 1, 1, None,
-                       name=f"{prefix}_expand")
+    stages.append(_stage("expand", frames, size, channels, f"{prefix}_expand",
+                         width=block.expanded_width, act=None))
+    channels = block.expanded_width
   if block.squeeze > 0:
-    x = layers.squeeze_excite(x, frames, block.squeeze, name=f"{prefix}_se")
+    # Identified by its bottleneck width, which is all the ratio sets.
+    stages.append(_stage("se", frames, size, channels, f"{prefix}_se",
+                         bottleneck=max(int(channels * block.squeeze), 8)))
   if block.context_gate:
-    x = layers.context_gate(x, frames, name=f"{prefix}_cg")
+    stages.append(_stage("cg", frames, size, channels, f"{prefix}_cg"))
   if block.inverted_bottleneck:
-    x = layers.conv_bn(x, block.filters, 1, 1, None, name=f"{prefix}_project")
-
+    stages.append(_stage("project", frames, size, channels,
+                         f"{prefix}_project", width=block.filters))
+    channels = block.filters
   if block.skip and frames == frames_in:
-    shortcut_stride = stride if x.shape[1] != size_in else 1
-    shortcut = layers.conv_bn(shortcut, x.shape[-1], 1, shortcut_stride, None,
-                              name=f"{prefix}_shortcut")
-    x = tf.keras.layers.Add(name=f"{prefix}_add")([x, shortcut])
-  x = layers.activation(x, block.output_activation, name=f"{prefix}_out")
-  return x, frames
+    shortcut_stride = stride if size != size_in else 1
+    stages.append(_stage("shortcut", frames_in, size_in, channels_in,
+                         f"{prefix}_shortcut", width=channels,
+                         stride=shortcut_stride))
+    stages.append(_stage("add", frames, size, channels, f"{prefix}_add"))
+  stages.append(_stage("activation", frames, size, channels, f"{prefix}_out",
+                       kind=block.output_activation))
+  return stages, frames, size, channels
+
+
+def genome_stages(genome: Genome, num_classes: int) -> list[Stage]:
+  """Every stage of ``genome``'s model, in order, the head last."""
+  frames, size, channels = genome.num_frames, genome.resolution, 3
+  stages = []
+  for i, block in enumerate(genome.blocks):
+    for r in range(block.repeats):
+      repeat, frames, size, channels = repeat_stages(
+          block, r, frames, size, channels, prefix=f"block{i}_rep{r}")
+      stages.extend(repeat)
+  stages.append(_stage("head", frames, size, channels, "head",
+                       num_classes=num_classes))
+  return stages
+
+
+def apply_stage(x, stage: Stage, shortcut: Optional[Any] = None,
+                dropout_rate: float = 0.0):
+  """Builds ``stage`` on (B·frames, H, W, C) frames ``x``.
+
+  Args:
+    x: the main path.
+    stage: what to build; its ``name`` prefixes the layer names.
+    shortcut: for 'add', the tensor added to ``x``.
+    dropout_rate: for 'head', dropout before the classifier.
+
+  Returns:
+    The output; logits (B, classes) for 'head'.
+  """
+  op, name, p = stage.op, stage.name, dict(stage.params)
+  if op in ("expand", "project"):
+    return layers.conv_bn(x, p["width"], 1, 1, p.get("act"), name=name)
+  if op == "shortcut":
+    return layers.conv_bn(x, p["width"], 1, p["stride"], None, name=name)
+  if op == "spatial":
+    kind, kernel, stride = p["type"], p["kernel"], p["stride"]
+    if kind in ("conv", "depthwise"):
+      x = layers.conv_bn(x, p["width"], 1, 1, p["act"],
+                         name=f"{name}_spatial_pointwise")
+      if kind == "conv":
+        return layers.conv_bn(x, p["width"], kernel, stride, p["act"],
+                              name=f"{name}_spatial_conv")
+      return layers.depthwise_bn(x, kernel, stride, p["act"],
+                                 name=f"{name}_spatial_depthwise")
+    return layers.pool2d(x, kind, kernel, stride, name=f"{name}_spatial_{kind}")
+  if op == "temporal":
+    kind = p["type"]
+    if kind == "conv":
+      x, _ = layers.temporal_conv(x, stage.frames, p["width"], p["kernel"],
+                                  p["stride"], p["act"],
+                                  name=f"{name}_temporal_{kind}")
+    else:
+      x, _ = layers.temporal_pool(x, stage.frames, kind, p["kernel"],
+                                  p["stride"], name=f"{name}_temporal_{kind}")
+    return x
+  if op == "se":
+    # The ratio that gives this bottleneck width: int(C * ratio) == width.
+    ratio = (p["bottleneck"] + 0.5) / stage.channels
+    return layers.squeeze_excite(x, stage.frames, ratio, name=name)
+  if op == "cg":
+    return layers.context_gate(x, stage.frames, name=name)
+  if op == "add":
+    return tf.keras.layers.Add(name=name)([x, shortcut])
+  if op == "activation":
+    return layers.activation(x, p["kind"], name=name)
+  if op == "head":
+    x = layers.clip_mean(x, stage.frames, name="head_pool")
+    x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
+    return tf.keras.layers.Dense(
+        p["num_classes"], name="logits",
+        kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01))(x)
+  raise ValueError(f"unknown stage op {op!r}")
 
 
 def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
@@ -114,14 +239,17 @@ def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
   size = genome.resolution
   clips = tf.keras.Input(shape=(genome.num_frames, size, size, 3),
                          name="clips")
-  x = layers.fold_time(clips)
-  frames = genome.num_frames
-  for i, block in enumerate(genome.blocks):
-    for r in range(block.repeats):
-      x, frames = _repeat(x, block, frames, r, prefix=f"block{i}_rep{r}")
-  x = layers.clip_mean(x, frames, name="head_pool")
-  x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
-  logits = tf.keras.layers.Dense(
-      num_classes, name="logits",
-      kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01))(x)
-  return tf.keras.Model(clips, logits, name=name)
+  x = shortcut_input = layers.fold_time(clips)
+  for stage in genome_stages(genome, num_classes):
+    if stage.op == "shortcut":
+      shortcut = apply_stage(shortcut_input, stage)
+    elif stage.op == "add":
+      x = apply_stage(x, stage, shortcut=shortcut)
+    else:
+      x = apply_stage(x, stage, dropout_rate=dropout_rate)
+    if stage.op == "activation":
+      shortcut_input = x  # The end of a repeat: the next one's input.
+  model = tf.keras.Model(clips, x, name=name)
+  # What the latency table predicts from (the RuntimeGate sees only models).
+  model.tvn_genome = genome
+  return model
