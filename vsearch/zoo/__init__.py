@@ -18,7 +18,9 @@ from collections.abc import Callable
 
 from vsearch.errors import UserError
 from vsearch.methods import Genome, Method
+from vsearch.methods import evanet as evanet_method
 from vsearch.methods import tvn as tvn_method
+from vsearch.zoo import evanet as evanet_zoo
 from vsearch.zoo import tvn as tvn_zoo
 
 
@@ -57,6 +59,8 @@ def _add_family(method: str, genomes: dict[str, Genome],
 
 _add_family("tvn", tvn_zoo.GENOMES, tvn_zoo.DESCRIPTIONS,
             tvn_method.TvnMethod)
+_add_family("evanet", evanet_zoo.GENOMES, evanet_zoo.DESCRIPTIONS,
+            evanet_method.EvanetMethod)
 
 
 def names() -> list[str]:
