@@ -5,6 +5,7 @@ parsing configs. A new method or component adds its module here.
 """
 
 # pylint: disable=unused-import
+from vsearch import ensemble
 from vsearch import evolution
 from vsearch import export
 from vsearch import fitness

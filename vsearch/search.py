@@ -56,6 +56,9 @@ class Search:
     runtime_gate: measures each child's deployed runtime before training and
       rejects those over its limits (``@RuntimeGate()`` for TVN); None
       trains every child.
+    finish: runs once the search is complete, with keyword arguments
+      workdir, method, records, strategy, train_config and load_dataset
+      (``@Ensemble()`` for EvaNet's diverse ensemble); None does nothing.
   """
 
   def __init__(self,
@@ -69,7 +72,8 @@ class Search:
                fitness: Callable[[dict[str, Any]], float] = fitness_lib.accuracy_fitness,
                initial_genomes: Sequence[str] = (),
                load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset,
-               runtime_gate: Optional[runtime.RuntimeGate] = None):
+               runtime_gate: Optional[runtime.RuntimeGate] = None,
+               finish: Optional[Callable[..., Any]] = None):
     self.workdir = workdir
     self.strategy = strategy or tf.distribute.get_strategy()
     self.method = method
@@ -81,6 +85,7 @@ class Search:
     self.initial_genomes = [read_genome(method, ref) for ref in initial_genomes]
     self._load_dataset = load_dataset
     self.runtime_gate = runtime_gate
+    self.finish = finish
     self.store = RecordStore(workdir)
     self._worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -194,6 +199,10 @@ class Search:
           f"fitness {best.fitness:.4f}, accuracy {best.metrics.get('accuracy', float('nan')):.4f}"
           f"\n  record: {self.store.path(best.id)}\n  genome: "
           f"{json.dumps(best.genome, sort_keys=True)}", flush=True)
+    if self.finish:
+      self.finish(workdir=self.workdir, method=self.method, records=records,
+                  strategy=self.strategy, train_config=self.train_config,
+                  load_dataset=self._load_dataset)
     return best
 
 

@@ -348,6 +348,13 @@ class EvanetMethod:
     return build_model(genome, num_classes, self.clip.input_shape,
                        dropout_rate=self.dropout_rate, name=name)
 
+  def with_stream(self, stream: str) -> "EvanetMethod":
+    """This method, reading ``stream`` ('rgb' or 'flow') instead."""
+    return EvanetMethod(self.space, self.clip.num_frames,
+                        self.clip.frame_stride, self.clip.resolution, stream,
+                        self.dropout_rate, self.num_mutations,
+                        self.max_attempts)
+
   def distance(self, a: Genome, b: Genome) -> int:
     """``genome_distance``: edits between two architectures."""
     return genome_distance(a, b)
