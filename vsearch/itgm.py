@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from vsearch import conv3d as conv3d_lib
+
 DEFAULT_MIXTURES = 4
 
 
@@ -93,8 +95,8 @@ class ITGMConv3D(tf.keras.layers.Layer):
             * self.temporal_profiles()[:, None, None, :, :])
 
   def call(self, inputs):
-    return tf.nn.conv3d(inputs, tf.cast(self.kernel(), inputs.dtype),
-                        strides=(1, *self.strides, 1), padding="SAME")
+    return conv3d_lib.conv3d(inputs, tf.cast(self.kernel(), inputs.dtype),
+                             self.strides)
 
   def compute_output_shape(self, input_shape):
     sizes = [None if d is None else math.ceil(d / s)
@@ -121,14 +123,14 @@ class ITGMConv3D(tf.keras.layers.Layer):
 def synthesize_itgm(model: tf.keras.Model) -> tf.keras.Model:
   """A copy of ``model`` with every iTGM layer replaced by its plain Conv3D.
 
-  The copy computes the same function (up to float rounding) and holds the
-  same weights everywhere else; it no longer needs this module to load.
-  Models without iTGM layers come back as an equal copy.
+  ``SpaceTimeConv3D`` layers become Keras ``Conv3D`` too. The copy computes
+  the same function (up to float rounding) and holds the same weights
+  everywhere else; it no longer needs these custom layers to load.
   """
   replaced = {}
 
   def clone(layer):
-    if isinstance(layer, ITGMConv3D):
+    if isinstance(layer, (ITGMConv3D, conv3d_lib.SpaceTimeConv3D)):
       replaced[layer.name] = layer
       return tf.keras.layers.Conv3D(
           layer.filters, layer.kernel_size, strides=layer.strides,
@@ -138,7 +140,7 @@ def synthesize_itgm(model: tf.keras.Model) -> tf.keras.Model:
   copy = tf.keras.models.clone_model(model, clone_function=clone)
   for layer in copy.layers:
     original = model.get_layer(layer.name)
-    if layer.name in replaced:
+    if isinstance(replaced.get(layer.name), ITGMConv3D):
       layer.set_weights([original.kernel().numpy()])
     else:
       layer.set_weights(original.get_weights())

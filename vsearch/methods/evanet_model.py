@@ -20,22 +20,22 @@ int8 latency.
 * Head: average pool over (min(T, 2), H, W) (VALID, stride 1), dropout,
   1×1×1 conv to the classes (with bias), mean over what is left of (T, H, W).
 
-BN momentum 0.9, epsilon 1e-5, He-normal init, no conv biases.
+BN momentum 0.9, epsilon 1e-5, He-normal init, no conv biases. Every 3-D
+conv is a ``vsearch.conv3d.SpaceTimeConv3D`` (a Conv3D computed as one
+Conv2D, fast to train on CPUs); ``vsearch.itgm.synthesize_itgm`` turns them,
+and the iTGM convs, into plain Keras ``Conv3D`` layers for export.
 """
 
 import tensorflow as tf
 
+from vsearch import conv3d
 from vsearch import itgm
 from vsearch import layers
 from vsearch.methods.evanet_genome import Branch, Genome, Stage
 
-_KERNEL_INIT = "he_normal"
-
-
 def _conv3d(x, filters: int, kernel, strides=(1, 1, 1), *, name: str):
-  return tf.keras.layers.Conv3D(
-      filters, kernel, strides=strides, padding="same", use_bias=False,
-      kernel_initializer=_KERNEL_INIT, name=name)(x)
+  # Conv3D through one Conv2D: TF's CPU Conv3D gradients are unusably slow.
+  return conv3d.SpaceTimeConv3D(filters, kernel, strides, name=name)(x)
 
 
 def space_time_conv(x, conv_type: str, filters: int, time: int, size: int,

@@ -63,9 +63,9 @@ _add_family("evanet", evanet_zoo.GENOMES, evanet_zoo.DESCRIPTIONS,
             evanet_method.EvanetMethod)
 
 
-def names() -> list[str]:
-  """Every zoo name, in registration order."""
-  return list(_ENTRIES)
+def names(method: str | None = None) -> list[str]:
+  """Every zoo name (of ``method``'s family, if given), in registration order."""
+  return [n for n, e in _ENTRIES.items() if method in (None, e.method)]
 
 
 def entry(name: str) -> Entry:
