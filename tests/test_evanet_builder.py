@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from vsearch import conv3d
 from vsearch import flow
 from vsearch import itgm
 from vsearch import zoo
@@ -151,3 +152,15 @@ def test_flow_clips_keep_their_frames_and_range():
   model = _tiny_method("flow").build(
       _tiny_method().sample(np.random.default_rng(0)), CLASSES)
   assert model.input_shape == (None, 8, 32, 32, 2)
+
+
+@pytest.mark.parametrize("kernel,strides,frames", [
+    ((3, 7, 7), (2, 2, 2), 8), ((5, 3, 3), (1, 1, 1), 4), ((1, 1, 1), (1, 1, 1), 3),
+    ((11, 3, 3), (1, 2, 2), 2), ((4, 2, 2), (3, 1, 1), 7)])
+def test_conv3d_through_conv2d_matches_tf_conv3d(kernel, strides, frames):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, frames, 9, 10, 3)).astype(np.float32)
+  k = rng.normal(size=(*kernel, 3, 4)).astype(np.float32)
+  expected = tf.nn.conv3d(x, k, (1, *strides, 1), "SAME")
+  np.testing.assert_allclose(conv3d.conv3d(tf.constant(x), tf.constant(k), strides),
+                             expected, rtol=1e-4, atol=1e-4)
