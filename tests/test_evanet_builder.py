@@ -8,6 +8,8 @@ from vsearch import conv3d
 from vsearch import flow
 from vsearch import itgm
 from vsearch import zoo
+from vsearch.data import clips as clips_lib
+from vsearch.errors import UserError
 from vsearch.methods import evanet
 
 CLASSES = 5
@@ -164,3 +166,23 @@ def test_conv3d_through_conv2d_matches_tf_conv3d(kernel, strides, frames):
   expected = tf.nn.conv3d(x, k, (1, *strides, 1), "SAME")
   np.testing.assert_allclose(conv3d.conv3d(tf.constant(x), tf.constant(k), strides),
                              expected, rtol=1e-4, atol=1e-4)
+
+
+def test_clip_pipeline_gives_flow_for_a_flow_spec():
+  rng = np.random.default_rng(2)
+  videos = rng.integers(0, 255, size=(3, 10, 20, 24, 3), dtype=np.uint8)
+  examples = tf.data.Dataset.from_tensor_slices(
+      {"video": videos, "label": np.arange(3)})
+  rgb = clips_lib.ClipSpec(num_frames=4, frame_stride=2, resolution=16)
+  flow_spec = clips_lib.ClipSpec(4, 2, 16, stream="flow")
+  assert flow_spec.input_shape == (4, 16, 16, 2)
+  (rgb_clips, labels), = clips_lib.make_clips(examples, rgb, batch_size=3,
+                                              training=False)
+  (flow_clips, flow_labels), = clips_lib.make_clips(examples, flow_spec,
+                                                    batch_size=3, training=False)
+  assert flow_clips.shape == (3, 4, 16, 16, 2)
+  np.testing.assert_array_equal(flow_labels, labels)
+  np.testing.assert_allclose(flow_clips, flow.clip_flow(rgb_clips), atol=1e-5)
+  with pytest.raises(UserError, match="stream"):
+    clips_lib.make_clips(examples, clips_lib.ClipSpec(4, 2, 16, stream="depth"),
+                         batch_size=1, training=False)
