@@ -16,7 +16,9 @@ ensemble of them beats each one. This module:
    the averaged logits; iTGM layers are exported as plain Conv3D.
 
 Output: ``<workdir>/ensemble/saved_model`` and ``ensemble.json`` (members,
-their accuracies, the ensemble's, pairwise distances).
+their accuracies, the ensemble's, pairwise distances). ``ensemble.json`` is
+written last; when it exists the ensemble is not built again (delete the
+folder to rebuild it).
 """
 
 import dataclasses
@@ -149,6 +151,14 @@ class Ensemble:
       UserError: the method has no genome distance or no record succeeded.
     """
     start = time.perf_counter()
+    out_dir = os.path.join(workdir, ENSEMBLE_DIR)
+    summary_path = os.path.join(out_dir, SUMMARY)
+    if tf.io.gfile.exists(summary_path):
+      # A resumed, finished search: the ensemble is already there.
+      with tf.io.gfile.GFile(summary_path, "r") as f:
+        summary = json.load(f)
+      print(format_summary(summary, out_dir), flush=True)
+      return summary
     if not hasattr(method, "distance") or not hasattr(method, "with_stream"):
       raise UserError(f"The {method.name} method has no genome distance or "
                       "streams; ensembles are for EvaNet searches.")
@@ -174,7 +184,6 @@ class Ensemble:
                                       batch_size=config.eval_batch_size,
                                       training=False)
     singles, ensemble_accuracy = evaluate_members(members, validation)
-    out_dir = os.path.join(workdir, ENSEMBLE_DIR)
     tf.io.gfile.makedirs(out_dir)
     model = ensemble_model(members, rgb_spec.input_shape)
     export_lib.save_model(model, os.path.join(out_dir, "saved_model"))
@@ -194,7 +203,7 @@ class Ensemble:
         "saved_model": "saved_model", "num_params": int(model.count_params()),
         "ensemble_s": round(time.perf_counter() - start, 1),
     }
-    with tf.io.gfile.GFile(os.path.join(out_dir, SUMMARY), "w") as f:
+    with tf.io.gfile.GFile(summary_path, "w") as f:
       json.dump(summary, f, indent=2, sort_keys=True)
       f.write("\n")
     print(format_summary(summary, out_dir), flush=True)
