@@ -350,10 +350,11 @@ class EvanetMethod:
 
   def with_stream(self, stream: str) -> "EvanetMethod":
     """This method, reading ``stream`` ('rgb' or 'flow') instead."""
-    return EvanetMethod(self.space, self.clip.num_frames,
-                        self.clip.frame_stride, self.clip.resolution, stream,
-                        self.dropout_rate, self.num_mutations,
-                        self.max_attempts)
+    return EvanetMethod(
+        space=self.space, num_frames=self.clip.num_frames,
+        frame_stride=self.clip.frame_stride, resolution=self.clip.resolution,
+        stream=stream, dropout_rate=self.dropout_rate,
+        num_mutations=self.num_mutations, max_attempts=self.max_attempts)
 
   def distance(self, a: Genome, b: Genome) -> int:
     """``genome_distance``: edits between two architectures."""
