@@ -5,6 +5,7 @@ parsing configs. A new method or component adds its module here.
 """
 
 # pylint: disable=unused-import
+from vsearch import ensemble
 from vsearch import evolution
 from vsearch import export
 from vsearch import fitness
@@ -16,4 +17,5 @@ from vsearch import search
 from vsearch import training
 from vsearch.data import datasets
 from vsearch.data import sequence_example
+from vsearch.methods import evanet
 from vsearch.methods import tvn

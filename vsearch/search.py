@@ -39,6 +39,10 @@ from vsearch.progress import Progress, format_duration
 from vsearch.store import Record, RecordStore
 
 
+# The in-progress marker of the step that runs after the last candidate.
+FINISH_ID = "finish"
+
+
 @gin.configurable
 class Search:
   """An evolutionary search whose state lives in ``workdir``.
@@ -67,6 +71,11 @@ class Search:
       so a killed or preempted worker resumes it; 0 restarts it instead.
     wait_poll_s: how often a worker with nothing left to claim looks for
       finished or abandoned candidates of other workers.
+    finish: runs once the search is complete, with keyword arguments
+      workdir, method, records, strategy, train_config and load_dataset
+      (``@Ensemble()`` for EvaNet's diverse ensemble); None does nothing.
+      With several workers, one runs it (the others see its marker); it must
+      skip work it finds done, as a killed run reruns it.
   """
 
   def __init__(self,
@@ -84,7 +93,8 @@ class Search:
                worker_id: Optional[str] = None,
                claim_settings: Optional[claims_lib.ClaimSettings] = None,
                checkpoint_every: int = 500,
-               wait_poll_s: float = 10.0):
+               wait_poll_s: float = 10.0,
+               finish: Optional[Callable[..., Any]] = None):
     self.workdir = workdir
     self.strategy = strategy or tf.distribute.get_strategy()
     self.method = method
@@ -97,6 +107,7 @@ class Search:
     self.initial_genomes = [read_genome(method, ref) for ref in initial_genomes]
     self._load_dataset = load_dataset
     self.runtime_gate = runtime_gate
+    self.finish = finish
     self.store = RecordStore(workdir)
     self.worker_id = worker_id or socket.gethostname()
     self.claims = claims_lib.Claims(workdir, self.worker_id, claim_settings)
@@ -316,7 +327,22 @@ class Search:
           f"fitness {best.fitness:.4f}, accuracy {best.metrics.get('accuracy', float('nan')):.4f}"
           f"\n  record: {self.store.path(best.id)}\n  genome: "
           f"{json.dumps(best.genome, sort_keys=True)}", flush=True)
+    if self.finish:
+      self._run_finish(records)
     return best
+
+  def _run_finish(self, records: list[Record]) -> None:
+    """Runs ``finish`` on one worker, under a marker like a candidate's."""
+    claim = self.claims.try_claim(FINISH_ID, lambda: claims_lib.Proposal(
+        genome={}, parent=None, mutation="finish", seed=self.seed))
+    if claim is None:
+      print("Another worker is running the search's finishing step.", flush=True)
+      return
+    with claim:
+      self.finish(workdir=self.workdir, method=self.method, records=records,
+                  strategy=self.strategy, train_config=self.train_config,
+                  load_dataset=self._load_dataset)
+    self.claims.release(FINISH_ID)
 
 
 def best_record(records: Sequence[Record]) -> Optional[Record]:

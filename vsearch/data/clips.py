@@ -30,9 +30,14 @@ import dataclasses
 import gin
 import tensorflow as tf
 
+from vsearch import flow
 from vsearch.errors import UserError
 
 _AUTOTUNE = tf.data.AUTOTUNE
+
+
+STREAM_CHANNELS = {"rgb": 3, "flow": 2}
+STREAMS = tuple(STREAM_CHANNELS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,16 +48,20 @@ class ClipSpec:
     num_frames: frames per clip.
     frame_stride: distance between sampled frames, in source frames.
     resolution: side of the square frames, in pixels.
+    stream: 'rgb' (the frames) or 'flow' (their optical flow, 2 channels,
+      ``vsearch.flow.clip_flow``), for two-stream models such as EvaNet's.
   """
 
   num_frames: int
   frame_stride: int
   resolution: int
+  stream: str = "rgb"
 
   @property
   def input_shape(self) -> tuple[int, int, int, int]:
-    """Shape of one clip as the model receives it: (T, H, W, 3)."""
-    return (self.num_frames, self.resolution, self.resolution, 3)
+    """Shape of one clip as the model receives it: (T, H, W, 3 or 2)."""
+    return (self.num_frames, self.resolution, self.resolution,
+            STREAM_CHANNELS[self.stream])
 
 
 def frame_indices(num_video_frames: tf.Tensor, spec: ClipSpec,
@@ -165,7 +174,8 @@ def _sample_clip(example: dict[str, tf.Tensor], spec: ClipSpec,
     frames = _augmented_crop(
         frames, augmentation, tf.random.experimental.stateless_fold_in(seed, 1))
   frames = _square_resize(frames, spec.resolution)
-  frames = tf.ensure_shape(frames, spec.input_shape)
+  frames = tf.ensure_shape(
+      frames, (spec.num_frames, spec.resolution, spec.resolution, 3))
   return frames, tf.cast(example["label"], tf.int32)
 
 
@@ -223,11 +233,16 @@ def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
   Returns:
     A dataset of ``(clips float32 [B, T, R, R, 3] in [-1, 1], labels int32
     [B])`` (labels [B, C] for multi-hot labels); B is static in training and
-    may be smaller in the last evaluation batch.
+    may be smaller in the last evaluation batch. A 'flow' spec gives
+    ``vsearch.flow.clip_flow`` of those clips instead, [B, T, R, R, 2].
 
   Raises:
-    UserError: the spec, batch size or buffer size is not positive.
+    UserError: the spec, batch size or buffer size is not positive, or the
+      stream is unknown.
   """
+  if spec.stream not in STREAMS:
+    raise UserError(f"The clip pipeline got stream={spec.stream!r}; it must "
+                    f"be one of {STREAMS}.")
   for name, value in (("num_frames", spec.num_frames),
                       ("frame_stride", spec.frame_stride),
                       ("resolution", spec.resolution),
@@ -253,4 +268,8 @@ def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
     clips = examples.map(lambda ex: _sample_clip(ex, spec, None),
                          num_parallel_calls=_AUTOTUNE)
     clips = clips.batch(batch_size)
-  return clips.map(_normalise, num_parallel_calls=_AUTOTUNE).prefetch(_AUTOTUNE)
+  clips = clips.map(_normalise, num_parallel_calls=_AUTOTUNE)
+  if spec.stream == "flow":
+    clips = clips.map(lambda c, labels: (flow.clip_flow(c), labels),
+                      num_parallel_calls=_AUTOTUNE)
+  return clips.prefetch(_AUTOTUNE)
