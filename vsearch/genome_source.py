@@ -48,14 +48,17 @@ def method_named(name: str) -> Method:
 
 
 def resolve(genome_file: Optional[str] = None, candidate: Optional[str] = None,
-            zoo_name: Optional[str] = None, method: str = "tvn") -> Source:
+            zoo_name: Optional[str] = None, method: Optional[str] = None) -> Source:
   """Reads the one genome a launcher was given.
 
   Args:
-    genome_file: a JSON genome as ``Genome.to_dict`` writes it.
+    genome_file: a JSON genome as ``Genome.to_dict`` writes it, or
+      ``{"method": NAME, "genome": {...}}`` as ``launch.train`` writes it.
     candidate: ``WORKDIR/ID`` (``runs/x/000015``) or a record's path.
     zoo_name: a name from ``vsearch.zoo.names()``.
-    method: the method of ``genome_file``.
+    method: the method of ``genome_file``; None reads it from the file, or
+      takes the one method whose genome the file is (a file no method reads
+      gets the TVN reading's error).
 
   Raises:
     UserError: none or several sources given, or the source cannot be read.
@@ -68,9 +71,11 @@ def resolve(genome_file: Optional[str] = None, candidate: Optional[str] = None,
     found = zoo.entry(zoo_name)
     return Source(found.make_method(), found.genome, f"zoo {zoo_name}")
   if genome_file:
-    chosen = method_named(method)
-    return Source(chosen, chosen.genome_from_dict(_read_json(genome_file, "genome")),
-                  f"genome {genome_file}")
+    data = _read_json(genome_file, "genome")
+    if isinstance(data, dict) and set(data) == {"method", "genome"}:
+      method, data = method or data["method"], data["genome"]
+    chosen = method_named(method) if method else _method_reading(data)
+    return Source(chosen, chosen.genome_from_dict(data), f"genome {genome_file}")
   path = _record_path(candidate)
   try:
     record = Record.from_dict(_read_json(path, "record"))
@@ -78,6 +83,19 @@ def resolve(genome_file: Optional[str] = None, candidate: Optional[str] = None,
     raise UserError(f"{path} is not a candidate record: {e}.") from e
   chosen = method_named(record.method)
   return Source(chosen, chosen.genome_from_dict(record.genome), f"candidate {path}", record)
+
+
+def _method_reading(data: Any) -> Method:
+  """The method whose genome ``data`` is; TVN's error when none reads it."""
+  errors = {}
+  for name in _METHODS:
+    candidate = method_named(name)
+    try:
+      candidate.genome_from_dict(data)
+      return candidate
+    except UserError as e:
+      errors[name] = e
+  raise errors["tvn"]
 
 
 def _record_path(candidate: str) -> str:
