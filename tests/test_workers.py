@@ -27,7 +27,7 @@ def _start(workdir, data_dir, worker_id, log):
       f"--gin_bindings=load_dataset.data_dir='{data_dir}'",
       f"--gin_bindings=Search.num_candidates={NUM_CANDIDATES}",
       # Long enough per child to be killed between checkpoints.
-      "--gin_bindings=TrainConfig.steps=30",
+      "--gin_bindings=TrainConfig.steps=15",
       "--gin_bindings=TrainConfig.steps_per_call=3",
       "--gin_bindings=Search.checkpoint_every=3",
       "--gin_bindings=Search.wait_poll_s=0.5",
