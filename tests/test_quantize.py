@@ -77,7 +77,7 @@ def _shrunk(genome):
   raise AssertionError(f"no small resolution fits {genome}")
 
 
-@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("name", zoo.names("tvn"))
 def test_zoo_architecture_converts_fully_int8(name):
   # At published widths and sizes the zoo takes 6 s (tvn_mobile1) to 100 s
   # (tvn2) per conversion; the ops do not depend on widths or resolution.

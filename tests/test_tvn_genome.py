@@ -117,7 +117,7 @@ def test_block_shapes_follow_strides_and_skip_temporal_ops_at_one_frame():
 
 
 def test_json_round_trip():
-  genomes = [zoo.genome(n) for n in zoo.names()]
+  genomes = [zoo.genome(n) for n in zoo.names("tvn")]
   method = tvn.TvnMethod()
   genomes += [method.sample(np.random.default_rng(s)) for s in range(20)]
   for genome in genomes:
@@ -269,7 +269,7 @@ def test_mutation_is_deterministic_given_the_generator():
   assert method.mutate(parent, np.random.default_rng(5), 0.0) == first
 
 
-@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("name", zoo.names("tvn"))
 @pytest.mark.parametrize("space", [tvn.TvnSearchSpace(), _tiny_space()],
                          ids=["default", "tiny"])
 def test_zoo_genomes_mutate_even_outside_the_space(name, space):

@@ -40,7 +40,7 @@ PUBLISHED_CLIPS = {  # (frames, resolution, frame stride)
 
 
 def test_names():
-  assert zoo.names() == list(PARAMS)
+  assert zoo.names("tvn") == list(PARAMS)
 
 
 @pytest.mark.parametrize("name", list(PARAMS))
@@ -76,7 +76,7 @@ def test_mobile_models_use_their_extras():
 
 
 def test_entries_know_their_method():
-  for name in zoo.names():
+  for name in zoo.names("tvn"):
     found = zoo.entry(name)
     assert found.method == "tvn" and found.description
     method = zoo.method_for(name)

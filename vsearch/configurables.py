@@ -14,4 +14,5 @@ from vsearch import runtime
 from vsearch import search
 from vsearch import training
 from vsearch.data import datasets
+from vsearch.methods import assemblenet
 from vsearch.methods import tvn

@@ -33,7 +33,8 @@ node, e.g. ``nodes[7].inputs``):
 * there is at least one level-3 node, and all level-3 nodes have the same
   width (the head averages them);
 * every input of a block max-pools exactly to the smallest input's size
-  (true for any resolution that is a multiple of 32).
+  (sizes halve with ceil rounding at each stride, so this holds for every
+  resolution; the check guards the builder's pooling rule).
 """
 
 import dataclasses
@@ -188,8 +189,7 @@ class Genome:
     nodes: stems, then blocks, in topological order.
     num_frames: frames per clip; every node sees all of them (AssembleNet
       never strides over time; dilation emulates the frame rate).
-    resolution: side of the square frames; a multiple of 32 keeps every
-      fusion's max-pooling exact.
+    resolution: side of the square frames.
     frame_stride: distance between sampled frames in the source video.
     depth: 26, 38, 50, 68, 77 or 101: bottleneck units per level (``DEPTHS``).
     level_widths: width of the 3x3 conv per level; published (64, 128, 256,
@@ -338,8 +338,7 @@ class Genome:
           raise InvalidGenomeError(
               f"nodes[{i}].inputs: node {j} is {size} px and node "
               f"{node.inputs[in_sizes.index(smallest)]} {smallest} px, which "
-              f"max-pooling cannot match; use a resolution that is a multiple "
-              f"of 32 (got {self.resolution})")
+              "the fusion's max-pooling cannot match")
       sizes.append(math.ceil(smallest / node.stride))
     return sizes
 

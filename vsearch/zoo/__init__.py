@@ -18,7 +18,9 @@ from collections.abc import Callable
 
 from vsearch.errors import UserError
 from vsearch.methods import Genome, Method
+from vsearch.methods import assemblenet as assemblenet_method
 from vsearch.methods import tvn as tvn_method
+from vsearch.zoo import assemblenet as assemblenet_zoo
 from vsearch.zoo import tvn as tvn_zoo
 
 
@@ -57,11 +59,13 @@ def _add_family(method: str, genomes: dict[str, Genome],
 
 _add_family("tvn", tvn_zoo.GENOMES, tvn_zoo.DESCRIPTIONS,
             tvn_method.TvnMethod)
+_add_family("assemblenet", assemblenet_zoo.GENOMES,
+            assemblenet_zoo.DESCRIPTIONS, assemblenet_method.AssembleNetMethod)
 
 
-def names() -> list[str]:
-  """Every zoo name, in registration order."""
-  return list(_ENTRIES)
+def names(method: str | None = None) -> list[str]:
+  """Every zoo name (of ``method``'s family, if given), in registration order."""
+  return [n for n, e in _ENTRIES.items() if method in (None, e.method)]
 
 
 def entry(name: str) -> Entry:
