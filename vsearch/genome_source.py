@@ -15,11 +15,12 @@ import tensorflow as tf
 from vsearch import zoo
 from vsearch.errors import UserError
 from vsearch.methods import Genome, Method
+from vsearch.methods import assemblenet
 from vsearch.methods import tvn
 from vsearch.store import Record
 
 # Methods by the name records and genome files carry.
-_METHODS = {"tvn": tvn.TvnMethod}
+_METHODS = {"tvn": tvn.TvnMethod, "assemblenet": assemblenet.AssembleNetMethod}
 
 
 @dataclasses.dataclass(frozen=True)
