@@ -10,6 +10,7 @@ from vsearch import export
 from vsearch import fitness
 from vsearch import full_training
 from vsearch import latency
+from vsearch import one_shot
 from vsearch import runtime
 from vsearch import search
 from vsearch import training

@@ -41,6 +41,7 @@ from vsearch.methods.assemblenet_model import live_nodes
 
 __all__ = ["DEPTHS", "Block", "Genome", "Stem", "AssembleNetMethod",
            "AssembleNetSearchSpace", "build_model", "flow_cost",
+           "learned_connection_weights", "live_nodes",
            "one_shot_genome", "over_connected"]
 
 _T = TypeVar("_T")
