@@ -3,9 +3,11 @@
 import dataclasses
 import json
 
+import gin
 import numpy as np
 import pytest
 
+from vsearch import configurables  # pylint: disable=unused-import
 from vsearch import zoo
 from vsearch.errors import InvalidGenomeError, UserError
 from vsearch.methods import assemblenet as an
@@ -211,3 +213,14 @@ def test_one_shot_keeps_strong_edges_with_fixed_weights():
   assert level1.inputs == (0, 1) and level1.weights == (0.6, 0.7)
   with pytest.raises(UserError, match="No learned weights for the 2 inputs of node 2"):
     an.one_shot_genome(dense, {}, keep_threshold=0.5)
+
+
+@pytest.mark.parametrize("path", ["gin/assemblenet/smoke.gin",
+                                  "gin/assemblenet/kinetics_tpu.gin",
+                                  "gin/assemblenet/one_shot_smoke.gin"])
+def test_configs_parse_and_give_valid_genomes(path):
+  gin.parse_config_file(path)
+  method = an.AssembleNetMethod()
+  genome = method.sample(np.random.default_rng(0))
+  child, _ = method.mutate(genome, np.random.default_rng(1))
+  assert Genome.from_dict(child.to_dict()) == child
