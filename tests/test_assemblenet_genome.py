@@ -171,6 +171,8 @@ def test_guided_mutation_drops_the_weak_edges_of_the_parent_record():
     child, change = method.mutate(parent, np.random.default_rng(seed),
                                   learned=learned)
     assert change.startswith("dropped 0->4 (0.10), 3->4 (0.20), 5->6 (0.05)")
+    for edge in ("0->4", "3->4", "5->6"):
+      assert f"add edge {edge}" not in change  # Dropped edges stay dropped.
     # Node 6 keeps its strongest edge (from 4): node 5 now feeds nothing and
     # is pruned, and so is node 3 (its only reader, node 4, dropped it),
     # unless the random change added an edge back.

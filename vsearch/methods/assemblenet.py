@@ -19,7 +19,7 @@ to import.
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Optional, TypeVar
 
 import gin
@@ -315,7 +315,8 @@ class AssembleNetMethod:
 
     With ``guided`` and the parent's learned connection weights, every edge
     whose weight is below ``drop_threshold`` is dropped (a node keeps at
-    least its strongest edge). Then one random change: add an edge, drop a
+    least its strongest edge). Then one random change: add an edge (not one
+    just dropped), drop a
     random edge (unguided only), split a node into two that share its inputs
     and readers, merge two nodes of a level, change a dilation, or change a
     level's filters. Nodes no level-3 node reads any more are removed, and
@@ -339,10 +340,12 @@ class AssembleNetMethod:
                       f"{type(genome)}")
     parent = genome.with_learned_weights()
     weights = (learned or {}).get("connection_weights") if self.guided else None
-    base, notes = parent, []
+    base, notes, dropped = parent, [], set()
     if weights:
       base, notes = self._drop_weak(parent, weights)
-    changes = {"add_edge": self._add_edge, "split": self._split,
+      dropped = {(j, i) for j, i, _ in self.weak_edges(parent, weights)}
+    add_edge = lambda g, r: self._add_edge(g, r, avoid=dropped)
+    changes = {"add_edge": add_edge, "split": self._split,
                "merge": self._merge, "dilation": self._dilation,
                "filters": self._filters}
     if not weights:
@@ -391,10 +394,12 @@ class AssembleNetMethod:
     text = "dropped " + ", ".join(f"{j}->{i} ({w:.2f})" for j, i, w in weak)
     return dataclasses.replace(genome, nodes=tuple(nodes)), [text]
 
-  def _add_edge(self, genome: Genome, rng: np.random.Generator):
+  def _add_edge(self, genome: Genome, rng: np.random.Generator,
+                avoid: Collection[tuple[int, int]] = ()):
+    """Adds a random new edge, other than the (source, node) pairs ``avoid``."""
     options = [(j, i) for i in genome.blocks for j in range(i)
                if genome.nodes[j].level < genome.nodes[i].level
-               and j not in genome.nodes[i].inputs]
+               and j not in genome.nodes[i].inputs and (j, i) not in avoid]
     if not options:
       return None
     j, i = _choice(rng, options)
