@@ -9,7 +9,8 @@ from vsearch import zoo
 from vsearch.errors import UserError
 
 
-@pytest.mark.parametrize("name,method", [("tvn2", "tvn"), ("evanet_a", "evanet")])
+@pytest.mark.parametrize("name,method", [("tvn2", "tvn"), ("evanet_a", "evanet"),
+                                         ("assemblenet50", "assemblenet")])
 def test_a_genome_file_finds_its_method(tmp_path, name, method):
   path = tmp_path / "genome.json"
   path.write_text(json.dumps(zoo.genome(name).to_dict()))

@@ -11,11 +11,13 @@ from vsearch import export
 from vsearch import fitness
 from vsearch import full_training
 from vsearch import latency
+from vsearch import one_shot
 from vsearch import qat
 from vsearch import runtime
 from vsearch import search
 from vsearch import training
 from vsearch.data import datasets
 from vsearch.data import sequence_example
+from vsearch.methods import assemblenet
 from vsearch.methods import evanet
 from vsearch.methods import tvn

@@ -15,12 +15,14 @@ import tensorflow as tf
 from vsearch import zoo
 from vsearch.errors import UserError
 from vsearch.methods import Genome, Method
+from vsearch.methods import assemblenet
 from vsearch.methods import evanet
 from vsearch.methods import tvn
 from vsearch.store import Record
 
 # Methods by the name records and genome files carry.
-_METHODS = {"tvn": tvn.TvnMethod, "evanet": evanet.EvanetMethod}
+_METHODS = {"tvn": tvn.TvnMethod, "evanet": evanet.EvanetMethod,
+            "assemblenet": assemblenet.AssembleNetMethod}
 
 
 @dataclasses.dataclass(frozen=True)

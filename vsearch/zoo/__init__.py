@@ -18,8 +18,10 @@ from collections.abc import Callable
 
 from vsearch.errors import UserError
 from vsearch.methods import Genome, Method
+from vsearch.methods import assemblenet as assemblenet_method
 from vsearch.methods import evanet as evanet_method
 from vsearch.methods import tvn as tvn_method
+from vsearch.zoo import assemblenet as assemblenet_zoo
 from vsearch.zoo import evanet as evanet_zoo
 from vsearch.zoo import tvn as tvn_zoo
 
@@ -61,6 +63,8 @@ _add_family("tvn", tvn_zoo.GENOMES, tvn_zoo.DESCRIPTIONS,
             tvn_method.TvnMethod)
 _add_family("evanet", evanet_zoo.GENOMES, evanet_zoo.DESCRIPTIONS,
             evanet_method.EvanetMethod)
+_add_family("assemblenet", assemblenet_zoo.GENOMES,
+            assemblenet_zoo.DESCRIPTIONS, assemblenet_method.AssembleNetMethod)
 
 
 def names(method: str | None = None) -> list[str]:

@@ -1,0 +1,228 @@
+"""AssembleNet genome: validation, JSON, sampling, guided mutation, one-shot."""
+
+import dataclasses
+import json
+
+import gin
+import numpy as np
+import pytest
+
+from vsearch import configurables  # pylint: disable=unused-import
+from vsearch import zoo
+from vsearch.errors import InvalidGenomeError, UserError
+from vsearch.methods import assemblenet as an
+from vsearch.methods.assemblenet import Block, Genome, Stem
+
+
+def _nodes():
+  return [Stem("rgb", 1), Stem("flow", 1),
+          Block(0, (0, 1), 4, 1, 1), Block(0, (0,), 4, 2, 1),
+          Block(1, (0, 2, 3), 8, 4, 2), Block(2, (2, 4), 8, 1, 2),
+          Block(3, (4, 5), 8, 2, 2)]
+
+
+def _genome(nodes=None, **changes):
+  fields = dict(nodes=tuple(_nodes() if nodes is None else nodes),
+                num_frames=4, resolution=32, depth=26,
+                level_widths=(8, 8, 8, 8), stem_width=8)
+  fields.update(changes)
+  return Genome(**fields)
+
+
+def _tiny_space(**changes):
+  fields = dict(resolutions=(32,), frame_counts=(4,), frame_strides=(1, 2),
+                stems=("rgb", "rgb", "flow"),
+                nodes_per_level=((1, 3), (1, 3), (1, 2), (1, 1)),
+                filters=((4,), (4, 8), (8,), (8, 16)), depth=26,
+                level_widths=(8, 8, 8, 8), stem_width=8)
+  fields.update(changes)
+  return an.AssembleNetSearchSpace(**fields)
+
+
+def _replace_node(index, **changes):
+  nodes = _nodes()
+  nodes[index] = dataclasses.replace(nodes[index], **changes)
+  return nodes
+
+
+@pytest.mark.parametrize("nodes,message", [
+    (_replace_node(4, inputs=(0, 2, 5)), r"nodes\[4\].inputs: node 5 is not "
+     r"earlier than node 4.*cycle"),
+    (_replace_node(4, inputs=(0, 9)), r"nodes\[4\].inputs: node 9 does not "
+     "exist"),
+    (_replace_node(5, inputs=(2, 4), level=1), r"nodes\[5\].inputs: node 4 is "
+     "at level 1, not below this level-1 node"),
+    ([Stem("object")] + [Block(0, (0,), 4, 1, 1), Block(1, (1,), 4), Block(
+        2, (2,), 4), Block(3, (3,), 4)], "no RGB or flow stem"),
+    (_nodes()[:6], "no level-3 node"),
+    (_nodes() + [Block(3, (5,), 16)], r"nodes \[6, 7\]: level-3 nodes have "
+     "different filters"),
+    (_nodes()[:2] + [Block(0, (0,), 4, 1, 1), Stem("rgb")] + _nodes()[3:],
+     r"nodes\[3\]: a stem after a block"),
+])
+def test_bad_graphs_name_the_node(nodes, message):
+  with pytest.raises(InvalidGenomeError, match=message):
+    _genome(nodes)
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(weights=(0.5,)), r"nodes\[4\].weights.*one weight per input: 3"),
+    (dict(weights=(0.5, 1.0, 0.2)), r"nodes\[4\].weights.*\(0, 1\)"),
+    (dict(inputs=(0, 0, 2)), r"nodes\[4\].inputs.*at most once"),
+    (dict(dilation=3), r"nodes\[4\].dilation.*1, 2, 4, 8"),
+    (dict(level=4), r"nodes\[4\].level"),
+    (dict(inputs=()), r"nodes\[4\].inputs.*non-empty"),
+])
+def test_bad_node_fields_are_named_when_read(changes, message):
+  data = _genome().to_dict()
+  data["nodes"][4].update(changes)
+  data["nodes"][4]["inputs"] = list(data["nodes"][4]["inputs"])
+  with pytest.raises(InvalidGenomeError, match=message):
+    Genome.from_dict(data)
+
+
+def test_unknown_keys_are_explained():
+  data = _genome().to_dict()
+  data["nodes"][0]["colour"] = "red"
+  with pytest.raises(InvalidGenomeError, match=r"nodes\[0\]: unknown keys"):
+    Genome.from_dict(data)
+
+
+def test_json_round_trip_of_zoo_and_samples():
+  method = an.AssembleNetMethod(space=_tiny_space())
+  genomes = [zoo.genome(n) for n in zoo.names("assemblenet")]
+  genomes += [method.sample(np.random.default_rng(s)) for s in range(20)]
+  for genome in genomes:
+    text = json.dumps(genome.to_dict())
+    assert method.genome_from_dict(json.loads(text)) == genome
+
+
+def test_zoo_graphs_are_the_published_ones():
+  asn50 = zoo.genome("assemblenet50")
+  # Stems/L0 56, L1 28, L2 14, L3 7 at 224 px (reference §2.4).
+  assert asn50.node_sizes() == [56] * 8 + [28] * 4 + [14] * 2 + [7]
+  assert [asn50.nodes[i].channels for i in asn50.blocks] == (
+      [128] * 4 + [256] * 4 + [1024] * 2 + [2048])
+  asn101 = zoo.genome("assemblenet101")
+  assert asn101.units == (3, 4, 23, 3)
+  assert [asn101.nodes[i].filters for i in (12, 13, 14)] == [192, 192, 256]
+  assert asn101.nodes[:12] == asn50.nodes[:12]
+  plus = zoo.genome("assemblenet_plus50")
+  assert plus.attention == "peer" and plus.nodes[4] == Stem("object", 4)
+  assert plus.nodes[13].weights[2] == 0.97  # The object edge of node 13.
+  assert 9 not in an.live_nodes(plus)  # Published dead node.
+
+
+def test_sampled_genomes_stay_in_the_space():
+  space = _tiny_space()
+  method = an.AssembleNetMethod(space=space)
+  for seed in range(30):
+    genome = method.sample(np.random.default_rng(seed))
+    assert genome.resolution in space.resolutions
+    assert all(n.weights is None for n in genome.nodes if isinstance(n, Block))
+    assert an.live_nodes(genome) == set(range(len(genome.nodes)))
+    for i in genome.blocks:
+      node = genome.nodes[i]
+      assert node.filters in space.filters[node.level]
+      assert node.stride == space.level_strides[node.level]
+
+
+def test_bad_search_space_is_a_user_error():
+  with pytest.raises(UserError, match="nodes_per_level"):
+    _tiny_space(nodes_per_level=((1, 2),))
+  with pytest.raises(UserError, match="invalid choice.*dilation"):
+    _tiny_space(dilations=(3,))
+  with pytest.raises(UserError, match="drop_threshold"):
+    an.AssembleNetMethod(drop_threshold=1.5)
+
+
+@pytest.mark.parametrize("guided", [True, False])
+def test_mutation_gives_valid_different_children_over_many_seeds(guided):
+  method = an.AssembleNetMethod(space=_tiny_space(), guided=guided)
+  kinds = set()
+  for seed in range(40):
+    rng = np.random.default_rng(seed)
+    genome = method.sample(rng)
+    for _ in range(5):  # Chains of mutations stay valid.
+      weights = {str(i): list(rng.uniform(0.01, 0.99, len(
+          genome.nodes[i].inputs))) for i in genome.blocks}
+      child, change = method.mutate(genome, rng,
+                                    learned={"connection_weights": weights})
+      assert child != genome.with_learned_weights() and change
+      assert Genome.from_dict(child.to_dict()) == child
+      assert an.live_nodes(child) == set(range(len(child.nodes)))
+      levels = [n.level for n in child.nodes]
+      assert levels == sorted(levels)
+      kinds.add(change.split(";")[-1].split()[0])
+      genome = child
+  assert {"add", "split", "merge", "node"} <= kinds
+  assert ("drop" in kinds) != guided  # Random drops only when unguided.
+
+
+def test_guided_mutation_drops_the_weak_edges_of_the_parent_record():
+  method = an.AssembleNetMethod(space=_tiny_space(), drop_threshold=0.3)
+  parent = _genome()
+  # Node 4 reads 0, 2, 3; node 5 reads 2, 4; node 6 reads 4, 5.
+  learned = {"connection_weights": {"2": [0.9, 0.8], "4": [0.1, 0.7, 0.2],
+                                    "5": [0.6, 0.9], "6": [0.25, 0.05]}}
+  assert method.weak_edges(parent, learned["connection_weights"]) == [
+      (0, 4, 0.1), (3, 4, 0.2), (5, 6, 0.05)]
+  for seed in range(20):
+    child, change = method.mutate(parent, np.random.default_rng(seed),
+                                  learned=learned)
+    assert change.startswith("dropped 0->4 (0.10), 3->4 (0.20), 5->6 (0.05)")
+    for edge in ("0->4", "3->4", "5->6"):
+      assert f"add edge {edge}" not in change  # Dropped edges stay dropped.
+    # Node 6 keeps its strongest edge (from 4): node 5 now feeds nothing and
+    # is pruned, and so is node 3 (its only reader, node 4, dropped it),
+    # unless the random change added an edge back.
+    if "add edge" not in change and "split" not in change:
+      assert len(child.nodes) <= len(parent.nodes) - 2
+      assert all(n.weights is None for n in child.nodes
+                 if isinstance(n, Block))
+  # Unguided, the same record changes nothing about which edges go.
+  unguided = an.AssembleNetMethod(space=_tiny_space(), guided=False)
+  _, change = unguided.mutate(parent, np.random.default_rng(0), learned=learned)
+  assert "dropped" not in change
+
+
+def test_mutation_is_deterministic_given_the_generator():
+  method = an.AssembleNetMethod(space=_tiny_space())
+  parent = method.sample(np.random.default_rng(3))
+  first = method.mutate(parent, np.random.default_rng(5))
+  assert method.mutate(parent, np.random.default_rng(5)) == first
+
+
+def test_zoo_genomes_mutate():
+  method = an.AssembleNetMethod()
+  for name in zoo.names("assemblenet"):
+    child, _ = method.mutate(zoo.genome(name), np.random.default_rng(0))
+    assert all(n.weights is None for n in child.nodes if isinstance(n, Block))
+
+
+def test_one_shot_keeps_strong_edges_with_fixed_weights():
+  dense = an.over_connected(_genome())
+  assert dense.nodes[4].inputs == (0, 1, 2, 3)
+  assert dense.nodes[6].inputs == (0, 1, 2, 3, 4, 5)
+  weights = {str(i): [0.1] * len(dense.nodes[i].inputs) for i in dense.blocks}
+  weights["6"] = [0.1, 0.1, 0.1, 0.1, 0.8, 0.1]
+  weights["4"] = [0.6, 0.7, 0.1, 0.1]
+  kept = an.one_shot_genome(dense, weights, keep_threshold=0.5)
+  # Node 6 keeps only 4 (one input: no weight); node 5 is dead and removed.
+  top = kept.nodes[kept.outputs[0]]
+  assert top.weights is None and len(top.inputs) == 1
+  level1 = kept.nodes[top.inputs[0]]
+  assert level1.inputs == (0, 1) and level1.weights == (0.6, 0.7)
+  with pytest.raises(UserError, match="No learned weights for the 2 inputs of node 2"):
+    an.one_shot_genome(dense, {}, keep_threshold=0.5)
+
+
+@pytest.mark.parametrize("path", ["gin/assemblenet/smoke.gin",
+                                  "gin/assemblenet/kinetics_tpu.gin",
+                                  "gin/assemblenet/one_shot_smoke.gin"])
+def test_configs_parse_and_give_valid_genomes(path):
+  gin.parse_config_file(path)
+  method = an.AssembleNetMethod()
+  genome = method.sample(np.random.default_rng(0))
+  child, _ = method.mutate(genome, np.random.default_rng(1))
+  assert Genome.from_dict(child.to_dict()) == child

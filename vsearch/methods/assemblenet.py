@@ -1,0 +1,520 @@
+"""AssembleNet / AssembleNet++ (arXiv:1905.13209, 2008.08072) as a search method.
+
+AssembleNet evolves multi-stream graphs: which (2+1)-D block groups exist at
+each of four levels, at which temporal dilation and width, and which lower
+nodes (RGB / flow / object stems, earlier blocks) each one fuses. Every child
+trains with learnable connection weights σ(w); ``learned_state`` puts them in
+the child's record, and the mutation of that child reads them back
+(connection-learning-guided mutation, reference/methods.md §2.5): edges whose
+learned weight is below ``drop_threshold`` are dropped, then one random change
+adds an edge, splits or merges a node, or changes a dilation or a width.
+
+The public release kept only the one-shot alternative: train one
+over-connected graph, keep its strong edges and fix their weights;
+``over_connected`` and ``one_shot_genome`` do that.
+
+This module re-exports the genome (``assemblenet_genome``) and the builder
+(``assemblenet_model``), so ``vsearch.methods.assemblenet`` is the one module
+to import.
+"""
+
+import dataclasses
+from collections.abc import Collection, Sequence
+from typing import Any, Optional, TypeVar
+
+import gin
+import numpy as np
+
+from vsearch.data.clips import ClipSpec
+from vsearch.errors import InvalidGenomeError, UserError
+from vsearch.methods.assemblenet_genome import Block
+from vsearch.methods.assemblenet_genome import DEPTHS
+from vsearch.methods.assemblenet_genome import DILATIONS
+from vsearch.methods.assemblenet_genome import Genome
+from vsearch.methods.assemblenet_genome import NUM_LEVELS
+from vsearch.methods.assemblenet_genome import PUBLISHED_LEVEL_WIDTHS
+from vsearch.methods.assemblenet_genome import Stem
+from vsearch.methods.assemblenet_model import build_model
+from vsearch.methods.assemblenet_model import flow_cost
+from vsearch.methods.assemblenet_model import learned_connection_weights
+from vsearch.methods.assemblenet_model import live_nodes
+
+__all__ = ["DEPTHS", "Block", "Genome", "Stem", "AssembleNetMethod",
+           "AssembleNetSearchSpace", "build_model", "flow_cost",
+           "learned_connection_weights", "live_nodes",
+           "one_shot_genome", "over_connected"]
+
+_T = TypeVar("_T")
+
+# How often each random change is drawn (among those possible).
+_CHANGE_WEIGHTS = {"add_edge": 0.3, "drop_edge": 0.15, "split": 0.15,
+                   "merge": 0.1, "dilation": 0.2, "filters": 0.1}
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class AssembleNetSearchSpace:
+  """The graphs an AssembleNet search draws.
+
+  Defaults follow the published AssembleNet-50 (reference §2.4): two RGB and
+  two flow stems sharing 128 channels, 2-4 / 2-4 / 1-2 / 1 nodes at levels
+  0-3, filters 32 / 64 / 128-256 / 512, dilations 1-8, stride 1 at level 0
+  and 2 above, 32 frames of 224 px, 50-layer units.
+
+  Attributes:
+    resolutions, frame_counts, frame_strides: clip choices.
+    stems: the stems every genome has, by kind (their dilations are drawn).
+    nodes_per_level: (min, max) block nodes at each level.
+    filters: per level, the filter choices.
+    dilations: temporal dilations of stems and blocks.
+    level_strides: the stride of every node of each level.
+    connection_prob: chance that a sampled node reads each lower node (at
+      least one is always read); high values give the over-connected graphs
+      the paper starts from.
+    depth, level_widths, stem_width, combine, attention: copied into every
+      genome (see ``Genome``).
+
+  Raises:
+    UserError: a setting is out of range.
+  """
+
+  resolutions: Sequence[int] = (224,)
+  frame_counts: Sequence[int] = (32,)
+  frame_strides: Sequence[int] = (1, 2, 4)
+  stems: Sequence[str] = ("rgb", "rgb", "flow", "flow")
+  nodes_per_level: Sequence[Sequence[int]] = ((2, 4), (2, 4), (1, 2), (1, 1))
+  filters: Sequence[Sequence[int]] = ((32,), (64,), (128, 256), (512,))
+  dilations: Sequence[int] = DILATIONS
+  level_strides: Sequence[int] = (1, 2, 2, 2)
+  connection_prob: float = 0.5
+  depth: int = 50
+  level_widths: Sequence[int] = PUBLISHED_LEVEL_WIDTHS
+  stem_width: int = 128
+  combine: str = "sigmoid"
+  attention: str = "none"
+
+  def __post_init__(self):
+    for name in ("resolutions", "frame_counts", "frame_strides", "stems",
+                 "dilations"):
+      value = getattr(self, name)
+      if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise UserError(f"AssembleNetSearchSpace.{name} must be a non-empty "
+                        f"list of choices, got {value!r}")
+      object.__setattr__(self, name, tuple(value))
+    for name in ("nodes_per_level", "filters", "level_strides"):
+      value = getattr(self, name)
+      if not isinstance(value, Sequence) or len(value) != NUM_LEVELS:
+        raise UserError(f"AssembleNetSearchSpace.{name} needs one entry per "
+                        f"level ({NUM_LEVELS}), got {value!r}")
+    object.__setattr__(self, "nodes_per_level",
+                       tuple(tuple(n) for n in self.nodes_per_level))
+    object.__setattr__(self, "filters", tuple(tuple(f) for f in self.filters))
+    for level, (low, high) in enumerate(self.nodes_per_level):
+      if not 1 <= low <= high:
+        raise UserError("AssembleNetSearchSpace.nodes_per_level needs 1 <= "
+                        f"min <= max at level {level}, got ({low}, {high})")
+    if not 0.0 <= self.connection_prob <= 1.0:
+      raise UserError("AssembleNetSearchSpace.connection_prob must be in "
+                      f"[0, 1], got {self.connection_prob}")
+    # Every choice must make a valid genome: check them on a probe.
+    try:
+      _probe(self)
+      for dilation in self.dilations:
+        Stem("rgb", dilation)
+      for level, choices in enumerate(self.filters):
+        for f in choices:
+          Block(level, (0,), f, 1, self.level_strides[level])
+    except InvalidGenomeError as e:
+      raise UserError(f"AssembleNetSearchSpace holds an invalid choice: {e}"
+                      ) from None
+
+
+def _probe(space: AssembleNetSearchSpace) -> Genome:
+  """A one-node-per-level genome built from the space's first choices."""
+  nodes = [Stem(kind, space.dilations[0]) for kind in space.stems]
+  for level in range(NUM_LEVELS):
+    nodes.append(Block(level, (len(nodes) - 1,), space.filters[level][0],
+                       space.dilations[0], space.level_strides[level]))
+  return _genome(space, nodes, space.resolutions[0], space.frame_counts[0],
+                 space.frame_strides[0])
+
+
+def _genome(space: AssembleNetSearchSpace, nodes, resolution: int,
+            num_frames: int, frame_stride: int) -> Genome:
+  return Genome(nodes=tuple(nodes), num_frames=num_frames,
+                resolution=resolution, frame_stride=frame_stride,
+                depth=space.depth, level_widths=tuple(space.level_widths),
+                stem_width=space.stem_width, combine=space.combine,
+                attention=space.attention)
+
+
+def _choice(rng: np.random.Generator, options: Sequence[_T]) -> _T:
+  # Indexing keeps Python types (rng.choice would return numpy scalars).
+  return options[int(rng.integers(len(options)))]
+
+
+# Graph editing. Each helper takes and returns a list of nodes in level order
+# (stems, then level 0, 1, 2, 3), and keeps the indices consistent.
+
+
+def _insert(nodes: list, at: int, node) -> list:
+  """Inserts ``node`` at index ``at``; later indices shift by one."""
+  shift = lambda j: j + 1 if j >= at else j
+  out = [dataclasses.replace(n, inputs=tuple(shift(j) for j in n.inputs))
+         if isinstance(n, Block) else n for n in nodes]
+  out.insert(at, node)
+  return out
+
+
+def _remove(nodes: list, gone: set[int]) -> list:
+  """Removes nodes ``gone``; inputs that pointed at them are dropped."""
+  index, kept = {}, []
+  for i, n in enumerate(nodes):
+    if i not in gone:
+      index[i] = len(kept)
+      kept.append(n)
+  return [dataclasses.replace(
+      n, inputs=tuple(index[j] for j in n.inputs if j in index))
+          if isinstance(n, Block) else n for n in kept]
+
+
+def _prune(genome: Genome) -> Genome:
+  """Drops the nodes no level-3 node depends on."""
+  dead = set(range(len(genome.nodes))) - live_nodes(genome)
+  if not dead:
+    return genome
+  return dataclasses.replace(genome,
+                             nodes=tuple(_remove(list(genome.nodes), dead)))
+
+
+def _level_count(genome: Genome, level: int) -> int:
+  return sum(1 for i in genome.blocks if genome.nodes[i].level == level)
+
+
+def over_connected(genome: Genome) -> Genome:
+  """``genome`` with every node reading every lower-level node, weights learned.
+
+  The start of the released one-shot search: train it, then
+  ``one_shot_genome`` keeps the edges the training found useful.
+  """
+  nodes = list(genome.nodes)
+  for i in genome.blocks:
+    node = nodes[i]
+    inputs = tuple(j for j in range(i) if nodes[j].level < node.level)
+    nodes[i] = dataclasses.replace(node, inputs=inputs, weights=None)
+  return dataclasses.replace(genome, nodes=tuple(nodes))
+
+
+def one_shot_genome(genome: Genome, connection_weights: dict[str, list[float]],
+                    keep_threshold: float) -> Genome:
+  """The graph a one-shot connection search keeps, with its weights fixed.
+
+  Args:
+    genome: the trained (over-connected) graph.
+    connection_weights: its learned σ(w) per node, as ``learned_state``
+      stores them under 'connection_weights'.
+    keep_threshold: edges whose weight is below this are dropped; a node
+      keeps at least its strongest edge.
+
+  Returns:
+    The pruned genome with every kept edge's learned weight fixed (nodes
+    with one input keep no weight; nodes no level-3 node reads are removed).
+
+  Raises:
+    UserError: a multi-input node has no learned weights to read.
+  """
+  nodes = list(genome.nodes)
+  for i in genome.blocks:
+    node = nodes[i]
+    if len(node.inputs) < 2:
+      continue
+    weights = connection_weights.get(str(i))
+    if weights is None or len(weights) != len(node.inputs):
+      raise UserError(f"No learned weights for the {len(node.inputs)} inputs "
+                      f"of node {i}; train the graph with combine 'sigmoid' "
+                      "first.")
+    keep = [k for k, w in enumerate(weights) if w >= keep_threshold]
+    keep = keep or [int(np.argmax(weights))]
+    nodes[i] = dataclasses.replace(
+        node, inputs=tuple(node.inputs[k] for k in keep),
+        weights=tuple(weights[k] for k in keep) if len(keep) > 1 else None)
+  return _prune(dataclasses.replace(genome, nodes=tuple(nodes)))
+
+
+@gin.configurable
+class AssembleNetMethod:
+  """AssembleNet: sampling, connection-learning-guided mutation, building.
+
+  Args:
+    space: the graphs genomes are drawn from; ``AssembleNetSearchSpace()``
+      if None.
+    guided: read the parent's learned connection weights when mutating
+      (False: the unguided baseline, which drops a random edge instead).
+    drop_threshold: a guided mutation drops the parent's edges whose learned
+      weight σ(w) is below this (the paper's value was not verifiable; 0.3
+      drops an edge that fell clearly below the 0.5 it starts from).
+    dropout_rate: dropout before the classifier of every built model.
+    flow_iterations: unrolled TV-L1 iterations of the representation-flow
+      layer (published 40).
+    train_flow_params: train the flow layer's step sizes.
+    object_classes: channels of the segmentation maps an object stem reads.
+    max_attempts: draws before ``mutate`` gives up on finding a valid child.
+  """
+
+  name = "assemblenet"
+
+  def __init__(self, space: Optional[AssembleNetSearchSpace] = None,
+               guided: bool = True, drop_threshold: float = 0.3,
+               dropout_rate: float = 0.5, flow_iterations: int = 40,
+               train_flow_params: bool = False, object_classes: int = 151,
+               max_attempts: int = 1000):
+    if not 0.0 < drop_threshold < 1.0:
+      raise UserError("AssembleNetMethod.drop_threshold must be in (0, 1), "
+                      f"got {drop_threshold}")
+    self.space = space if space is not None else AssembleNetSearchSpace()
+    self.guided = guided
+    self.drop_threshold = drop_threshold
+    self.dropout_rate = dropout_rate
+    self.flow_iterations = flow_iterations
+    self.train_flow_params = train_flow_params
+    self.object_classes = object_classes
+    self.max_attempts = max_attempts
+
+  # Sampling.
+
+  def sample(self, rng: np.random.Generator) -> Genome:
+    """A random graph from the space (dead nodes pruned), weights learned."""
+    space = self.space
+    nodes = [Stem(kind, _choice(rng, space.dilations) if kind != "flow" else 1)
+             for kind in space.stems]
+    for level in range(NUM_LEVELS):
+      low, high = space.nodes_per_level[level]
+      lower = list(range(len(nodes)))
+      for _ in range(int(rng.integers(low, high + 1))):
+        inputs = [j for j in lower if rng.random() < space.connection_prob]
+        inputs = inputs or [_choice(rng, lower)]
+        nodes.append(Block(level, tuple(inputs),
+                           _choice(rng, space.filters[level]),
+                           _choice(rng, space.dilations),
+                           space.level_strides[level]))
+      if level == NUM_LEVELS - 1:  # One width at the top (the head averages).
+        top = nodes[-1].filters
+        nodes = [dataclasses.replace(n, filters=top)
+                 if isinstance(n, Block) and n.level == level else n
+                 for n in nodes]
+    return _prune(_genome(space, nodes, _choice(rng, space.resolutions),
+                          _choice(rng, space.frame_counts),
+                          _choice(rng, space.frame_strides)))
+
+  # Mutation.
+
+  def mutate(self, genome: Genome, rng: np.random.Generator,
+             progress: float = 0.0,
+             learned: Optional[dict[str, Any]] = None) -> tuple[Genome, str]:
+    """A valid child of ``genome``, guided by what the parent learned.
+
+    With ``guided`` and the parent's learned connection weights, every edge
+    whose weight is below ``drop_threshold`` is dropped (a node keeps at
+    least its strongest edge). Then one random change: add an edge (not one
+    just dropped), drop a
+    random edge (unguided only), split a node into two that share its inputs
+    and readers, merge two nodes of a level, change a dilation, or change a
+    level's filters. Nodes no level-3 node reads any more are removed, and
+    every weight of the child is left to be learned.
+
+    Args:
+      genome: the parent.
+      rng: the only source of randomness.
+      progress: unused; AssembleNet mutates at the same rate throughout.
+      learned: the parent record's ``learned`` (None if unknown).
+
+    Returns:
+      The child and what changed, e.g. "dropped 0->8 (0.16); add edge 2->9".
+
+    Raises:
+      UserError: the space offers no change that gives a valid child.
+    """
+    del progress
+    if not isinstance(genome, Genome):
+      raise TypeError("AssembleNetMethod mutates assemblenet.Genome, got "
+                      f"{type(genome)}")
+    parent = genome.with_learned_weights()
+    weights = (learned or {}).get("connection_weights") if self.guided else None
+    base, notes, dropped = parent, [], set()
+    if weights:
+      base, notes = self._drop_weak(parent, weights)
+      dropped = {(j, i) for j, i, _ in self.weak_edges(parent, weights)}
+    add_edge = lambda g, r: self._add_edge(g, r, avoid=dropped)
+    changes = {"add_edge": add_edge, "split": self._split,
+               "merge": self._merge, "dilation": self._dilation,
+               "filters": self._filters}
+    if not weights:
+      changes["drop_edge"] = self._drop_edge
+    names = list(changes)
+    p = np.array([_CHANGE_WEIGHTS[k] for k in names])
+    for _ in range(self.max_attempts):
+      kind = names[int(rng.choice(len(names), p=p / p.sum()))]
+      try:
+        proposal = changes[kind](base, rng)
+        if proposal is None:
+          continue
+        child, description = proposal
+        child = _prune(child)
+      except InvalidGenomeError:
+        continue
+      if child != parent:
+        return child, "; ".join(notes + [description])
+    raise UserError("AssembleNetSearchSpace offers no valid mutation of "
+                    f"{genome.describe()}.")
+
+  def weak_edges(self, genome: Genome, connection_weights: dict[str, list[float]]
+                 ) -> list[tuple[int, int, float]]:
+    """(source, node, weight) of each edge a guided mutation drops."""
+    weak = []
+    for i in genome.blocks:
+      node = genome.nodes[i]
+      weights = connection_weights.get(str(i))
+      if weights is None or len(weights) != len(node.inputs):
+        continue  # Not learned (one input) or not this graph's node.
+      strongest = int(np.argmax(weights))
+      weak.extend((j, i, float(w)) for k, (j, w)
+                  in enumerate(zip(node.inputs, weights))
+                  if w < self.drop_threshold and k != strongest)
+    return weak
+
+  def _drop_weak(self, genome: Genome, connection_weights):
+    weak = self.weak_edges(genome, connection_weights)
+    if not weak:
+      return genome, []
+    drop = {(j, i) for j, i, _ in weak}
+    nodes = [dataclasses.replace(n, inputs=tuple(
+        j for j in n.inputs if (j, i) not in drop))
+             if isinstance(n, Block) else n
+             for i, n in enumerate(genome.nodes)]
+    text = "dropped " + ", ".join(f"{j}->{i} ({w:.2f})" for j, i, w in weak)
+    return dataclasses.replace(genome, nodes=tuple(nodes)), [text]
+
+  def _add_edge(self, genome: Genome, rng: np.random.Generator,
+                avoid: Collection[tuple[int, int]] = ()):
+    """Adds a random new edge, other than the (source, node) pairs ``avoid``."""
+    options = [(j, i) for i in genome.blocks for j in range(i)
+               if genome.nodes[j].level < genome.nodes[i].level
+               and j not in genome.nodes[i].inputs and (j, i) not in avoid]
+    if not options:
+      return None
+    j, i = _choice(rng, options)
+    nodes = list(genome.nodes)
+    nodes[i] = dataclasses.replace(nodes[i],
+                                   inputs=tuple(sorted(nodes[i].inputs + (j,))))
+    return dataclasses.replace(genome, nodes=tuple(nodes)), f"add edge {j}->{i}"
+
+  def _drop_edge(self, genome: Genome, rng: np.random.Generator):
+    options = [(j, i) for i in genome.blocks
+               if len(genome.nodes[i].inputs) > 1
+               for j in genome.nodes[i].inputs]
+    if not options:
+      return None
+    j, i = _choice(rng, options)
+    nodes = list(genome.nodes)
+    nodes[i] = dataclasses.replace(
+        nodes[i], inputs=tuple(k for k in nodes[i].inputs if k != j))
+    return (dataclasses.replace(genome, nodes=tuple(nodes)),
+            f"drop edge {j}->{i}")
+
+  def _split(self, genome: Genome, rng: np.random.Generator):
+    options = [i for i in genome.blocks
+               if _level_count(genome, genome.nodes[i].level)
+               < self.space.nodes_per_level[genome.nodes[i].level][1]]
+    if not options:
+      return None
+    i = _choice(rng, options)
+    node = genome.nodes[i]
+    inputs = list(node.inputs)
+    rng.shuffle(inputs)
+    cut = int(rng.integers(1, len(inputs))) if len(inputs) > 1 else 1
+    first, second = sorted(inputs[:cut]), sorted(inputs[cut:] or inputs)
+    twin = dataclasses.replace(node, inputs=tuple(second),
+                               dilation=_choice(rng, self.space.dilations))
+    nodes = list(genome.nodes)
+    nodes[i] = dataclasses.replace(node, inputs=tuple(first))
+    nodes = _insert(nodes, i + 1, twin)
+    nodes = [dataclasses.replace(n, inputs=n.inputs + (i + 1,))
+             if isinstance(n, Block) and i in n.inputs else n for n in nodes]
+    return (dataclasses.replace(genome, nodes=tuple(nodes)),
+            f"split node {i} into {i} <- {first} and {i + 1} <- {second} "
+            f"(d{twin.dilation})")
+
+  def _merge(self, genome: Genome, rng: np.random.Generator):
+    options = [(a, b) for a in genome.blocks for b in genome.blocks
+               if a < b and genome.nodes[a].level == genome.nodes[b].level
+               and _level_count(genome, genome.nodes[a].level)
+               > self.space.nodes_per_level[genome.nodes[a].level][0]]
+    if not options:
+      return None
+    a, b = _choice(rng, options)
+    nodes = list(genome.nodes)
+    merged = sorted(set(nodes[a].inputs) | set(nodes[b].inputs))
+    nodes[a] = dataclasses.replace(nodes[a], inputs=tuple(merged))
+    # Readers of b read a instead (nodes are in level order: a < b < readers).
+    nodes = [dataclasses.replace(n, inputs=tuple(sorted(
+        {a if j == b else j for j in n.inputs})))
+             if isinstance(n, Block) and b in n.inputs else n for n in nodes]
+    return (dataclasses.replace(genome, nodes=tuple(_remove(nodes, {b}))),
+            f"merge node {b} into {a}")
+
+  def _dilation(self, genome: Genome, rng: np.random.Generator):
+    options = [i for i, n in enumerate(genome.nodes)
+               if not (isinstance(n, Stem) and n.kind != "rgb")]
+    i = _choice(rng, options)
+    node = genome.nodes[i]
+    values = [d for d in self.space.dilations if d != node.dilation]
+    if not values:
+      return None
+    value = _choice(rng, values)
+    nodes = list(genome.nodes)
+    nodes[i] = dataclasses.replace(node, dilation=value)
+    return (dataclasses.replace(genome, nodes=tuple(nodes)),
+            f"node {i} dilation {node.dilation} -> {value}")
+
+  def _filters(self, genome: Genome, rng: np.random.Generator):
+    i = _choice(rng, genome.blocks)
+    node = genome.nodes[i]
+    values = [f for f in self.space.filters[node.level] if f != node.filters]
+    if not values:
+      return None
+    value = _choice(rng, values)
+    top = node.level == NUM_LEVELS - 1  # Level-3 nodes share one width.
+    nodes = [dataclasses.replace(n, filters=value)
+             if k == i or (top and isinstance(n, Block) and n.level == node.level)
+             else n for k, n in enumerate(genome.nodes)]
+    target = "level 3" if top else f"node {i}"
+    return (dataclasses.replace(genome, nodes=tuple(nodes)),
+            f"{target} filters {node.filters} -> {value}")
+
+  # The rest of the Method protocol.
+
+  def learned_state(self, genome: Genome, model) -> dict[str, Any]:
+    """The trained model's connection weights σ(w), per node index."""
+    return {"connection_weights": learned_connection_weights(genome, model)}
+
+  def genome_from_dict(self, data: dict[str, Any]) -> Genome:
+    """Reads a ``Genome.to_dict`` dict; raises InvalidGenomeError."""
+    return Genome.from_dict(data)
+
+  def clip_spec(self, genome: Genome) -> ClipSpec:
+    """The clips ``genome``'s model reads."""
+    return ClipSpec(num_frames=genome.num_frames,
+                    frame_stride=genome.frame_stride,
+                    resolution=genome.resolution)
+
+  def build(self, genome: Genome, num_classes: int):
+    """The Keras model: clips (B, T, H, W, 3) float32 -> logits (B, classes).
+
+    A genome with an object stem also reads segmentation maps (see
+    ``assemblenet_model.build_model``).
+    """
+    return build_model(genome, num_classes, dropout_rate=self.dropout_rate,
+                       flow_iterations=self.flow_iterations,
+                       train_flow_params=self.train_flow_params,
+                       object_classes=self.object_classes)
+
