@@ -108,14 +108,16 @@ def test_multi_worker_mirrored_strategy_over_two_local_processes():
     workers.append(subprocess.Popen([sys.executable, "-c", script], cwd=repo, env=env,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True))
+  results = []
+  try:
+    for worker in workers:
+      results.append(worker.communicate(timeout=300))
+  finally:  # a worker whose peer died would wait for it forever
+    for worker in workers:
+      if worker.poll() is None:
+        worker.kill()
   outputs = []
-  for worker in workers:
-    try:
-      out, err = worker.communicate(timeout=300)
-    finally:
-      for w in workers:
-        if w.poll() is None:
-          w.kill()
+  for worker, (out, err) in zip(workers, results):
     assert worker.returncode == 0, err[-3000:]
     outputs.append(out.split("RESULT")[1].split())
   for accuracy, count, _ in outputs:
