@@ -186,6 +186,28 @@ def test_guided_mutation_drops_the_weak_edges_of_the_parent_record():
   assert "dropped" not in change
 
 
+def test_guided_mutation_keeps_a_weak_edge_the_graph_cannot_lose():
+  # The head's strongest edge comes from a node that reads only the object
+  # stem; dropping the weak edge from the RGB path would leave a graph that
+  # sees no frames, so the child keeps it and drops what it can.
+  method = an.AssembleNetMethod(space=_tiny_space(stems=("rgb", "object")),
+                                drop_threshold=0.5)
+  parent = _genome([Stem("rgb"), Stem("object"), Block(0, (0,), 4, 1, 1),
+                    Block(0, (1,), 4, 1, 1), Block(0, (0, 1), 4, 1, 1),
+                    Block(1, (2, 3, 4), 8, 1, 2), Block(2, (5,), 8, 1, 2),
+                    Block(3, (6,), 8, 1, 2)])
+  learned = {"connection_weights": {"5": [0.1, 0.9, 0.2], "4": [0.3, 0.7]}}
+  for seed in range(5):
+    child, change = method.mutate(parent, np.random.default_rng(seed),
+                                  learned=learned)
+    # 2->5 and 0->4 are weaker, but without one of them no RGB reaches the
+    # head: only the weakest (2->5) goes, since 0->4 must then stay.
+    assert change.startswith("dropped 2->5 (0.10); "), change
+    assert "4->5" not in change and "0->4" not in change.split(";")[0]
+    assert any(child.nodes[i].kind == "rgb" for i in an.live_nodes(child)
+               if i in child.stems)
+
+
 def test_mutation_is_deterministic_given_the_generator():
   method = an.AssembleNetMethod(space=_tiny_space())
   parent = method.sample(np.random.default_rng(3))

@@ -99,8 +99,8 @@ def test_zoo_graphs_build_and_peer_attention_gates_have_their_shapes():
   genome = _tiny(zoo.genome("assemblenet_plus50"))
   model = assemblenet_model.build_model(genome, CLASSES, flow_iterations=2,
                                         object_classes=5)
-  assert [tuple(s) for s in model.input_shape] == [
-      (None, 4, 32, 32, 3), (None, 4, 32, 32, 5)]
+  assert {x.name: tuple(x.shape) for x in model.inputs} == {
+      "clips": (None, 4, 32, 32, 3), "objects": (None, 4, 32, 32, 5)}
   _check_node_shapes(genome, model)
   for i in assemblenet_model.live_nodes(genome):
     node = genome.nodes[i]
@@ -116,8 +116,9 @@ def test_zoo_graphs_build_and_peer_attention_gates_have_their_shapes():
       mix = model.get_layer(f"node{i}_attention_in{j}_mix")
       assert mix.logits.shape == (len(peers),)
   rng = np.random.default_rng(0)
-  logits = model([rng.uniform(-1, 1, (1, 4, 32, 32, 3)).astype(np.float32),
-                  rng.uniform(0, 1, (1, 4, 32, 32, 5)).astype(np.float32)])
+  logits = model({
+      "clips": rng.uniform(-1, 1, (1, 4, 32, 32, 3)).astype(np.float32),
+      "objects": rng.uniform(0, 1, (1, 4, 32, 32, 5)).astype(np.float32)})
   assert logits.shape == (1, CLASSES)
   tf.keras.backend.clear_session()
   # AssembleNet-50/-101's graph: published fixed weights in the model.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vsearch.data.clips import ClipSpec, make_clips
+from vsearch.data.clips import Augmentation, ClipSpec, check_inputs, make_clips
 from vsearch.errors import UserError
 
 
@@ -147,3 +147,69 @@ def test_non_positive_sizes_are_user_errors():
     make_clips(examples, ClipSpec(2, 1, 6), batch_size=0, training=True)
   with pytest.raises(UserError, match="frame_stride"):
     make_clips(examples, ClipSpec(2, 0, 6), batch_size=2, training=False)
+
+
+def _videos_with_objects(num_videos=4, frames=6, height=12, width=20):
+  """A bright 5-column band on a dark frame, one column further right each
+  frame; its object map is class 3 on the band, 0 elsewhere."""
+
+  def generator():
+    for label in range(num_videos):
+      video = np.zeros((frames, height, width, 3), np.uint8)
+      objects = np.zeros((frames, height, width, 1), np.uint8)
+      for t in range(frames):
+        start = 4 + t + label
+        video[t, :, start:start + 5] = 220
+        objects[t, :, start:start + 5] = 3
+      yield {"video": video, "label": np.int64(label % 2), "objects": objects}
+
+  signature = {"video": tf.TensorSpec([None, None, None, 3], tf.uint8),
+               "label": tf.TensorSpec([], tf.int64),
+               "objects": tf.TensorSpec([None, None, None, 1], tf.uint8)}
+  return tf.data.Dataset.from_generator(generator, output_signature=signature)
+
+
+def test_object_maps_and_flow_follow_the_frames_through_crops_and_flips():
+  spec = ClipSpec(num_frames=3, frame_stride=2, resolution=8,
+                  extra_inputs=("flow", "objects"), object_classes=4)
+  augmentation = Augmentation(random_crop=True, min_crop_scale=0.7, flip=True)
+  train = make_clips(_videos_with_objects(), spec, batch_size=4,
+                     training=True, augmentation=augmentation)
+  inputs_spec = train.element_spec[0]
+  assert {k: v.shape.as_list() for k, v in inputs_spec.items()} == {
+      "clips": [4, 3, 8, 8, 3], "flow": [4, 3, 8, 8, 2],
+      "objects": [4, 3, 8, 8, 4]}
+  bright = dark = 0
+  for inputs, _ in train.take(6):
+    clips, objects = inputs["clips"].numpy(), inputs["objects"].numpy()
+    np.testing.assert_array_equal(objects.sum(-1), 1.0)  # One-hot.
+    classes = objects.argmax(-1)
+    assert set(np.unique(classes)) <= {0, 3}
+    # Clearly bright pixels are the band's, clearly dark ones are not.
+    brightness = clips.mean(-1)
+    assert np.all(classes[brightness > 0.5] == 3)
+    assert np.all(classes[brightness < -0.5] == 0)
+    bright += (brightness > 0.5).sum()
+    dark += (brightness < -0.5).sum()
+  assert bright > 100 and dark > 100
+  evaluation = make_clips(_videos_with_objects(), spec, batch_size=3,
+                          training=False, num_eval_clips=2)
+  inputs, labels = next(iter(evaluation))
+  assert inputs["objects"].shape == (3, 2, 3, 8, 8, 4)
+  assert inputs["flow"].shape == (3, 2, 3, 8, 8, 2)
+  assert labels.shape == (3,)
+
+
+def test_inputs_the_data_cannot_give_are_user_errors():
+  spec = ClipSpec(2, 1, 6, extra_inputs=("objects",), object_classes=4)
+  with pytest.raises(UserError, match="dataset has none"):
+    make_clips(_counting_videos([10]), spec, batch_size=2, training=False)
+  with pytest.raises(UserError, match="dataset has none"):
+    check_inputs(spec, ())
+  with pytest.raises(UserError, match="object_classes = 8"):
+    check_inputs(spec, tuple("abcdefgh"))
+  check_inputs(spec, tuple("abc"))  # Fewer classes than channels is fine.
+  with pytest.raises(UserError, match="extra inputs must be among"):
+    check_inputs(ClipSpec(2, 1, 6, extra_inputs=("depth",)), ())
+  with pytest.raises(UserError, match="go with 'rgb' clips"):
+    check_inputs(ClipSpec(2, 1, 6, stream="flow", extra_inputs=("flow",)), ())

@@ -18,9 +18,11 @@ TINY = dict(num_frames=4, resolution=16, num_classes=2, train_per_class=3,
             validation_per_class=2)
 
 
-def _read(builder, split):
-  """All (video, label) pairs of a split, as numpy."""
+def _read(builder, split, with_objects=False):
+  """All (video, label) pairs of a split, as numpy; with their object maps
+  [T, S, S] as a third item if ``with_objects``."""
   return [(ex["video"].numpy(), int(ex["label"].numpy()))
+          + ((ex["objects"].numpy()[..., 0],) if with_objects else ())
           for ex in builder.as_dataset(split=split, shuffle_files=False)]
 
 
@@ -73,12 +75,38 @@ def test_each_stored_clip_is_its_index_rendered_alone(tmp_path):
   config = sm.SyntheticMotionConfig(**TINY, seed=5)
   builder = sm.make_builder(config, data_dir=str(tmp_path))
   builder.download_and_prepare()
-  stored = {video.tobytes(): label for video, label in _read(builder, "train")}
+  stored = {video.tobytes(): (label, objects) for video, label, objects
+            in _read(builder, "train", with_objects=True)}
   for index in reversed(range(6)):  # Any order gives the same clips.
     label = index % 2
-    video = sm.render_clip(sm.example_rng(5, "train", index),
-                           sm.class_angle(label, 2), 4, 16)
-    assert stored[video.tobytes()] == label
+    video, objects = sm.render_clip_with_objects(
+        sm.example_rng(5, "train", index), sm.class_angle(label, 2), 4, 16)
+    assert stored[video.tobytes()][0] == label
+    np.testing.assert_array_equal(stored[video.tobytes()][1], objects)
+    # render_clip draws the same clip.
+    np.testing.assert_array_equal(
+        sm.render_clip(sm.example_rng(5, "train", index),
+                       sm.class_angle(label, 2), 4, 16), video)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_object_maps_name_the_shape_where_it_is_drawn(index, monkeypatch):
+  # One object on a flat background: the pixels that differ from the
+  # background are the object's, and its map must cover them.
+  monkeypatch.setattr(sm, "_NUM_OBJECTS", (1, 1))
+  monkeypatch.setattr(sm, "_BACKGROUND_CONTRAST", 0.0)
+  shapes = []
+  real_sdf = sm._unit_sdf
+  monkeypatch.setattr(sm, "_unit_sdf",
+                      lambda shape, u, v: shapes.append(shape) or real_sdf(shape, u, v))
+  video, objects = sm.render_clip_with_objects(
+      sm.example_rng(0, "train", index), 1.0, 3, 48)
+  assert objects.shape == (3, 48, 48) and objects.dtype == np.uint8
+  drawn = np.abs(video.astype(int) - video[0, 0, 0].astype(int)).max(-1) > 40
+  labelled = objects > 0
+  assert set(np.unique(objects)) == {0, sm.OBJECT_CLASSES.index(shapes[0])}
+  overlap = (drawn & labelled).sum() / (drawn | labelled).sum()
+  assert overlap > 0.8, overlap
 
 
 @pytest.mark.parametrize("label", range(8))

@@ -125,6 +125,7 @@ class FullTraining:
     start_step = int(step.numpy())
 
     spec = self.source.method.clip_spec(self.source.genome)
+    clips_lib.check_inputs(spec, dataset.object_classes)
     # A resumed run draws a stream it has not seen rather than replaying the
     # first batches of the run that was killed.
     train_data = _shard_by_data(clips_lib.make_clips(

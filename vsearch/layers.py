@@ -87,26 +87,29 @@ def activation(x, kind: str, name: str):
   raise ValueError(f"activation must be one of {ACTIVATIONS}, got {kind!r}")
 
 
-def batch_norm(x, name: str, zero_gamma: bool = False):
-  """Batch normalisation with the TVN/AssembleNet momentum and epsilon.
+def batch_norm(x, name: str, zero_gamma: bool = False,
+               momentum: float = _BN_MOMENTUM):
+  """Batch normalisation with the TVN momentum (0.9) and epsilon.
 
   ``zero_gamma`` starts the scale at 0, so a residual branch ending here
-  starts as the identity (AssembleNet's bottleneck units).
+  starts as the identity (AssembleNet's bottleneck units). ``momentum`` is
+  the moving statistics' decay (the AssembleNet release uses 0.99).
   """
   return tf.keras.layers.BatchNormalization(
-      momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON,
+      momentum=momentum, epsilon=_BN_EPSILON,
       gamma_initializer="zeros" if zero_gamma else "ones", name=name)(x)
 
 
 def conv_bn(x, filters: int, kernel: int | tuple[int, int],
             stride: int | tuple[int, int] = 1, act: str | None = RELU, *,
             name: str, dilation: int | tuple[int, int] = 1,
-            zero_gamma: bool = False):
+            zero_gamma: bool = False, bn_momentum: float = _BN_MOMENTUM):
   """Conv2D (SAME, no bias) → BN → optional activation ``act``."""
   x = tf.keras.layers.Conv2D(
       filters, kernel, strides=stride, padding="same", use_bias=False,
       dilation_rate=dilation, kernel_initializer=_KERNEL_INIT, name=name)(x)
-  x = batch_norm(x, name=f"{name}_bn", zero_gamma=zero_gamma)
+  x = batch_norm(x, name=f"{name}_bn", zero_gamma=zero_gamma,
+                 momentum=bn_momentum)
   if act is not None:
     x = activation(x, act, name=f"{name}_{act}")
   return x
@@ -149,7 +152,7 @@ def temporal_frames(num_frames: int, stride: int) -> int:
 
 def temporal_conv(x, num_frames: int, filters: int, kernel: int,
                   stride: int = 1, act: str | None = RELU, *, name: str,
-                  dilation: int = 1):
+                  dilation: int = 1, bn_momentum: float = _BN_MOMENTUM):
   """A (kernel × 1) conv over time of (B·T, H, W, C) frames.
 
   ``dilation`` spaces the taps ``dilation`` frames apart (AssembleNet's
@@ -166,7 +169,7 @@ def temporal_conv(x, num_frames: int, filters: int, kernel: int,
   x = FreeReshape((num_frames, height * width, x.shape[-1]),
                   name=f"{name}_fold")(x)
   x = conv_bn(x, filters, (kernel, 1), (stride, 1), act, name=name,
-              dilation=(dilation, 1))
+              dilation=(dilation, 1), bn_momentum=bn_momentum)
   frames = temporal_frames(num_frames, stride)
   x = FreeReshape((height, width, filters), name=f"{name}_unfold")(x)
   return x, frames

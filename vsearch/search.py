@@ -256,6 +256,7 @@ class Search:
     """
     config = self.train_config
     spec = self.method.clip_spec(genome)
+    clips_lib.check_inputs(spec, dataset.object_classes)
     train_data = clips_lib.make_clips(dataset.train, spec, batch_size=config.batch_size,
                                       training=True, seed=seed)
     eval_data = clips_lib.make_clips(dataset.validation, spec,

@@ -168,7 +168,7 @@ class Trainer:
 
     def step(batch):
       clips, labels = batch
-      if clips.shape.rank == 6 or is_multi_label(labels):
+      if _clips(clips).shape.rank == 6 or is_multi_label(labels):
         return _video_scores(model, clips, labels)
       logits = tf.cast(model(clips, training=False), tf.float32)
       correct = tf.reduce_sum(tf.cast(
@@ -191,6 +191,9 @@ class Trainer:
   def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
     """Top-1 accuracy and mean loss over one pass of ``dataset``.
 
+    Batches are (clips, labels), where clips may be a dict of a model's
+    named inputs (``vsearch.data.clips.ClipSpec.extra_inputs``).
+
     Multi-label data (multi-hot labels [B, C]) adds ``mAP``, the mean
     average precision; its ``accuracy`` is the share of clips whose top
     class is one of their labels. Several clips per video (clips [B, K, T,
@@ -200,7 +203,7 @@ class Trainer:
       self._eval_step = self._build_eval_step()
     strategy, eval_step = self.strategy, self._eval_step
     clips_spec, labels_spec = dataset.element_spec
-    if clips_spec.shape.rank == 6 or is_multi_label(labels_spec):
+    if _clips(clips_spec).shape.rank == 6 or is_multi_label(labels_spec):
       scores, labels = [], []
       for batch in strategy.experimental_distribute_dataset(dataset):
         batch_scores, batch_labels = eval_step(batch)
@@ -219,6 +222,11 @@ class Trainer:
             "num_eval_clips": int(count)}
 
 
+def _clips(inputs):
+  """The clips of a batch's model inputs (a tensor, or a dict of them)."""
+  return inputs["clips"] if isinstance(inputs, dict) else inputs
+
+
 def is_multi_label(labels: tf.Tensor | tf.TensorSpec) -> bool:
   """Whether a batch of labels is multi-hot [B, C] rather than indices [B]."""
   return labels.shape.rank == 2
@@ -231,11 +239,12 @@ def _video_scores(model: tf.keras.Model, clips: tf.Tensor,
   Probabilities are softmax for single-label and sigmoid for multi-label
   data; a video with several clips [B, K, T, H, W, 3] gets their mean.
   """
-  if clips.shape.rank == 6:
-    shape = tf.shape(clips)
-    flat = tf.reshape(clips, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+  if _clips(clips).shape.rank == 6:
+    videos, per_video = tf.shape(_clips(clips))[0], tf.shape(_clips(clips))[1]
+    flat = tf.nest.map_structure(
+        lambda x: tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0)), clips)
     logits = tf.cast(model(flat, training=False), tf.float32)
-    logits = tf.reshape(logits, [shape[0], shape[1], -1])
+    logits = tf.reshape(logits, [videos, per_video, -1])
   else:
     logits = tf.cast(model(clips, training=False), tf.float32)[:, None]
   activation = tf.sigmoid if is_multi_label(labels) else tf.nn.softmax

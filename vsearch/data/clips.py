@@ -19,6 +19,14 @@ is the class in synthetic_motion. Real videos usually gain from
 ``make_clips.augmentation = @Augmentation()`` in gin), drawn once per clip so
 that every frame of a clip gets the same crop and flip.
 
+Models with several inputs (AssembleNet++) ask for more than the frames
+(``ClipSpec.extra_inputs``): ``"flow"``, the optical flow of the clip
+(``vsearch.flow.clip_flow``), and ``"objects"``, the per-frame segmentation
+maps of datasets that carry them (synthetic_motion), one-hot float32 [T, R,
+R, object_classes], cropped, flipped and resized (nearest) with the frames.
+Their batches are ``({"clips": ..., "flow": ..., "objects": ...}, labels)``,
+keyed by the models' input names.
+
 Evaluation can score a video by several clips (``make_clips.num_eval_clips``):
 their offsets are spread evenly from the first to the last valid start, so
 the same video always gives the same clips, and batches become
@@ -26,6 +34,7 @@ the same video always gives the same clips, and batches become
 """
 
 import dataclasses
+from collections.abc import Sequence
 
 import gin
 import tensorflow as tf
@@ -38,6 +47,11 @@ _AUTOTUNE = tf.data.AUTOTUNE
 
 STREAM_CHANNELS = {"rgb": 3, "flow": 2}
 STREAMS = tuple(STREAM_CHANNELS)
+# Inputs a model can read beside the clip itself; "clips" names the clip.
+CLIPS = "clips"
+FLOW = "flow"
+OBJECTS = "objects"
+EXTRA_INPUTS = (FLOW, OBJECTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,18 +64,73 @@ class ClipSpec:
     resolution: side of the square frames, in pixels.
     stream: 'rgb' (the frames) or 'flow' (their optical flow, 2 channels,
       ``vsearch.flow.clip_flow``), for two-stream models such as EvaNet's.
+    extra_inputs: further model inputs of an 'rgb' clip, from
+      ``EXTRA_INPUTS``: 'flow' (its optical flow) and 'objects' (per-frame
+      segmentation maps). Non-empty makes batches dicts keyed by input name.
+    object_classes: channels of the one-hot 'objects' maps; at least the
+      number of segmentation classes of the dataset.
   """
 
   num_frames: int
   frame_stride: int
   resolution: int
   stream: str = "rgb"
+  extra_inputs: tuple[str, ...] = ()
+  object_classes: int = 0
 
   @property
   def input_shape(self) -> tuple[int, int, int, int]:
     """Shape of one clip as the model receives it: (T, H, W, 3 or 2)."""
     return (self.num_frames, self.resolution, self.resolution,
             STREAM_CHANNELS[self.stream])
+
+  @property
+  def input_shapes(self) -> dict[str, tuple[int, int, int, int]]:
+    """Shape of each model input by name: "clips" and the extra inputs."""
+    frame = (self.num_frames, self.resolution, self.resolution)
+    channels = {FLOW: STREAM_CHANNELS["flow"], OBJECTS: self.object_classes}
+    return {CLIPS: self.input_shape,
+            **{name: frame + (channels[name],) for name in self.extra_inputs}}
+
+
+def check_inputs(spec: ClipSpec, object_classes: Sequence[str]) -> None:
+  """Raises UserError if a dataset cannot feed the inputs ``spec`` asks for.
+
+  Args:
+    spec: what the model reads.
+    object_classes: the dataset's segmentation classes
+      (``VideoDataset.object_classes``); empty if it has no maps.
+  """
+  _check_extra_inputs(spec)
+  if OBJECTS not in spec.extra_inputs:
+    return
+  if not object_classes:
+    raise _no_objects_error()
+  if len(object_classes) > spec.object_classes:
+    raise UserError(
+        f"The dataset's segmentation maps have {len(object_classes)} classes "
+        f"and the model's object input only {spec.object_classes} channels; "
+        f"set AssembleNetMethod.object_classes = {len(object_classes)}.")
+
+
+def _check_extra_inputs(spec: ClipSpec) -> None:
+  unknown = [name for name in spec.extra_inputs if name not in EXTRA_INPUTS]
+  if unknown:
+    raise UserError(f"The clip pipeline cannot make the inputs {unknown}; "
+                    f"extra inputs must be among {EXTRA_INPUTS}.")
+  if spec.extra_inputs and spec.stream != "rgb":
+    raise UserError(f"A {spec.stream!r} clip cannot have extra inputs "
+                    f"{spec.extra_inputs}; they go with 'rgb' clips.")
+  if OBJECTS in spec.extra_inputs and spec.object_classes < 1:
+    raise UserError(f"ClipSpec.object_classes is {spec.object_classes}; a "
+                    "spec that reads object maps needs at least 1.")
+
+
+def _no_objects_error() -> UserError:
+  return UserError(
+      "This model reads per-frame segmentation maps (an AssembleNet++ object "
+      "stem), and the dataset has none; use synthetic_motion, which renders "
+      "them, or remove 'object' from AssembleNetSearchSpace.stems.")
 
 
 def frame_indices(num_video_frames: tf.Tensor, spec: ClipSpec,
@@ -150,53 +219,100 @@ def _augmented_crop(frames: tf.Tensor, augmentation: Augmentation,
   return frames
 
 
-def _square_resize(frames: tf.Tensor, resolution: int) -> tf.Tensor:
-  """Centre-crops frames [T, H, W, 3] to a square and resizes it, as uint8."""
+def _square_resize(frames: tf.Tensor, resolution: int,
+                   method: str = "bilinear") -> tf.Tensor:
+  """Centre-crops frames [T, H, W, C] to a square and resizes it, as uint8.
+
+  'bilinear' (antialiased) suits pixels; 'nearest' keeps class indices.
+  """
   height, width = tf.shape(frames)[1], tf.shape(frames)[2]
   side = tf.minimum(height, width)
   top, left = (height - side) // 2, (width - side) // 2
   frames = frames[:, top:top + side, left:left + side, :]
-  frames = tf.image.resize(frames, [resolution, resolution],
-                           method="bilinear", antialias=True)
+  frames = tf.image.resize(tf.cast(frames, tf.float32),
+                           [resolution, resolution], method=method,
+                           antialias=method == "bilinear")
   return tf.cast(tf.clip_by_value(tf.round(frames), 0.0, 255.0), tf.uint8)
+
+
+def _gather_frames(example: dict[str, tf.Tensor], indices: tf.Tensor,
+                   spec: ClipSpec) -> tf.Tensor:
+  """Frames [N', H, W, 3] at ``indices``, plus their object map as a 4th
+  channel when ``spec`` reads objects, so crops and flips move both."""
+  frames = tf.gather(example["video"], indices)
+  if OBJECTS in spec.extra_inputs:
+    objects = tf.cast(tf.gather(example[OBJECTS], indices), frames.dtype)
+    frames = tf.concat([frames, objects], axis=-1)
+  return frames
+
+
+def _split_resize(frames: tf.Tensor, spec: ClipSpec):
+  """The resized clip of ``_gather_frames``' output, as a dict of inputs
+  {"clips": uint8 [N', R, R, 3], "objects": uint8 [N', R, R]} if ``spec``
+  reads objects, else the clip alone."""
+  clip = _square_resize(frames[..., :3], spec.resolution)
+  if OBJECTS not in spec.extra_inputs:
+    return clip
+  objects = _square_resize(frames[..., 3:], spec.resolution, "nearest")
+  return {CLIPS: clip, OBJECTS: objects[..., 0]}
 
 
 def _sample_clip(example: dict[str, tf.Tensor], spec: ClipSpec,
                  seed: tf.Tensor | None,
-                 augmentation: Augmentation | None = None
-                 ) -> tuple[tf.Tensor, tf.Tensor]:
-  """One clip (uint8 [T, R, R, 3]) and its label (int32) from one example."""
-  video = example["video"]
-  num_video_frames = tf.shape(video)[0]
+                 augmentation: Augmentation | None = None):
+  """One clip (uint8 [T, R, R, 3], or a dict with its object map) and its
+  label (int32) from one example."""
+  num_video_frames = tf.shape(example["video"])[0]
   offset = clip_offset(num_video_frames, spec, seed)
-  frames = tf.gather(video, frame_indices(num_video_frames, spec, offset))
+  frames = _gather_frames(
+      example, frame_indices(num_video_frames, spec, offset), spec)
   if augmentation is not None and augmentation.changes_frames:
     frames = _augmented_crop(
         frames, augmentation, tf.random.experimental.stateless_fold_in(seed, 1))
-  frames = _square_resize(frames, spec.resolution)
-  frames = tf.ensure_shape(
-      frames, (spec.num_frames, spec.resolution, spec.resolution, 3))
-  return frames, tf.cast(example["label"], tf.int32)
+  inputs = _shaped(_split_resize(frames, spec),
+                   (spec.num_frames, spec.resolution, spec.resolution))
+  return inputs, tf.cast(example["label"], tf.int32)
 
 
 def _sample_clips(example: dict[str, tf.Tensor], spec: ClipSpec,
-                  num_clips: int) -> tuple[tf.Tensor, tf.Tensor]:
-  """``num_clips`` evenly spread centre-cropped clips [K, T, R, R, 3], label."""
-  video = example["video"]
-  num_video_frames = tf.shape(video)[0]
+                  num_clips: int):
+  """``num_clips`` evenly spread centre-cropped clips [K, T, R, R, 3] (with
+  their object maps [K, T, R, R] if ``spec`` reads them), and the label."""
+  num_video_frames = tf.shape(example["video"])[0]
   span = (spec.num_frames - 1) * spec.frame_stride + 1
   room = tf.maximum(num_video_frames - span, 0)
   offsets = tf.cast(tf.round(tf.linspace(0.0, tf.cast(room, tf.float32),
                                          num_clips)), tf.int32)
   indices = tf.reshape(tf.map_fn(
       lambda offset: frame_indices(num_video_frames, spec, offset), offsets), [-1])
-  frames = _square_resize(tf.gather(video, indices), spec.resolution)
-  frames = tf.reshape(frames, (num_clips,) + spec.input_shape)
-  return frames, tf.cast(example["label"], tf.int32)
+  inputs = _shaped(_split_resize(_gather_frames(example, indices, spec), spec),
+                   (num_clips, spec.num_frames, spec.resolution, spec.resolution))
+  return inputs, tf.cast(example["label"], tf.int32)
 
 
-def _normalise(clips: tf.Tensor, labels: tf.Tensor):
-  return tf.cast(clips, tf.float32) / 127.5 - 1.0, labels
+def _shaped(inputs, frames: tuple[int, ...]):
+  """``_split_resize``'s output reshaped to clips ``frames + (3,)`` and
+  object maps ``frames``, which gives them static shapes."""
+  if isinstance(inputs, dict):
+    return {CLIPS: tf.reshape(inputs[CLIPS], frames + (3,)),
+            OBJECTS: tf.reshape(inputs[OBJECTS], frames)}
+  return tf.reshape(inputs, frames + (3,))
+
+
+def _model_inputs(inputs, labels, spec: ClipSpec):
+  """uint8 clips to float32 in [-1, 1]; object maps to one-hot float32;
+  the flow of the clips if ``spec`` reads it."""
+  if not isinstance(inputs, dict):
+    inputs = {CLIPS: inputs}
+  out = {CLIPS: tf.cast(inputs[CLIPS], tf.float32) / 127.5 - 1.0}
+  if spec.stream == "flow":
+    out[CLIPS] = flow.clip_flow(out[CLIPS])
+  if FLOW in spec.extra_inputs:
+    out[FLOW] = flow.clip_flow(out[CLIPS])
+  if OBJECTS in spec.extra_inputs:
+    out[OBJECTS] = tf.one_hot(inputs[OBJECTS], spec.object_classes,
+                              dtype=tf.float32)
+  return (out if spec.extra_inputs else out[CLIPS]), labels
 
 
 @gin.configurable(allowlist=["augmentation", "num_eval_clips"])
@@ -234,15 +350,21 @@ def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
     A dataset of ``(clips float32 [B, T, R, R, 3] in [-1, 1], labels int32
     [B])`` (labels [B, C] for multi-hot labels); B is static in training and
     may be smaller in the last evaluation batch. A 'flow' spec gives
-    ``vsearch.flow.clip_flow`` of those clips instead, [B, T, R, R, 2].
+    ``vsearch.flow.clip_flow`` of those clips instead, [B, T, R, R, 2]. A
+    spec with ``extra_inputs`` gives a dict ``{"clips": ..., "flow": [B, T,
+    R, R, 2], "objects": [B, T, R, R, object_classes]}`` in place of the
+    clips.
 
   Raises:
-    UserError: the spec, batch size or buffer size is not positive, or the
-      stream is unknown.
+    UserError: the spec, batch size or buffer size is not positive, the
+      stream is unknown, or the examples lack an input the spec asks for.
   """
   if spec.stream not in STREAMS:
     raise UserError(f"The clip pipeline got stream={spec.stream!r}; it must "
                     f"be one of {STREAMS}.")
+  _check_extra_inputs(spec)
+  if OBJECTS in spec.extra_inputs and OBJECTS not in examples.element_spec:
+    raise _no_objects_error()
   for name, value in (("num_frames", spec.num_frames),
                       ("frame_stride", spec.frame_stride),
                       ("resolution", spec.resolution),
@@ -268,8 +390,6 @@ def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
     clips = examples.map(lambda ex: _sample_clip(ex, spec, None),
                          num_parallel_calls=_AUTOTUNE)
     clips = clips.batch(batch_size)
-  clips = clips.map(_normalise, num_parallel_calls=_AUTOTUNE)
-  if spec.stream == "flow":
-    clips = clips.map(lambda c, labels: (flow.clip_flow(c), labels),
-                      num_parallel_calls=_AUTOTUNE)
+  clips = clips.map(lambda inputs, labels: _model_inputs(inputs, labels, spec),
+                    num_parallel_calls=_AUTOTUNE)
   return clips.prefetch(_AUTOTUNE)

@@ -38,6 +38,9 @@ class VideoDataset:
     num_classes: number of labels.
     num_train: examples in ``train``.
     num_validation: examples in ``validation``.
+    object_classes: names of the classes of the per-frame segmentation maps
+      its examples carry as ``"objects"`` (uint8 [N, H, W, 1] class indices);
+      empty for a dataset without them. synthetic_motion has them.
   """
 
   name: str
@@ -46,6 +49,7 @@ class VideoDataset:
   num_classes: int
   num_train: int
   num_validation: int
+  object_classes: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -229,7 +233,9 @@ def load_dataset(name: str = SYNTHETIC, data_dir: str | None = None,
   full_name = builder.name
   if builder.builder_config is not None:
     full_name += "/" + builder.builder_config.name
+  has_objects = name == SYNTHETIC and "objects" in features
   return VideoDataset(
       name=full_name, train=train, validation=validation,
       num_classes=features["label"].num_classes, num_train=num_train,
-      num_validation=num_validation)
+      num_validation=num_validation,
+      object_classes=synthetic_motion.OBJECT_CLASSES if has_objects else ())

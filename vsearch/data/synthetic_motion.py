@@ -32,6 +32,12 @@ What a model can learn from what:
   at 2 frames with a frame stride up to 5 in a 32-px clip (under half the
   image, so the shorter way round the torus is the true one).
 
+Every clip also carries its segmentation: per frame, the index in
+``OBJECT_CLASSES`` of what each pixel shows (0 for the background, 1 + the
+shape index for the front-most object covering at least half of the pixel).
+These are the object maps AssembleNet++'s object stem reads, made from the
+known shapes instead of a segmentation network.
+
 Generation needs no download: every clip is rendered in numpy from a generator
 seeded by (seed, split, index), so the dataset is the same whatever the order
 or parallelism of generation. Differently sized datasets have different config
@@ -49,11 +55,13 @@ from vsearch import progress
 from vsearch.errors import UserError
 
 SHAPES = ("disc", "square", "diamond", "ellipse", "triangle", "cross", "ring")
+# Classes of the per-frame segmentation maps ("objects" feature).
+OBJECT_CLASSES = ("background",) + SHAPES
 PATTERNS = ("plain", "stripes", "checks", "rings")
 _SPLIT_IDS = {"train": 0, "validation": 1}
 # Bump the version whenever the rendering changes, so that data written by an
 # older renderer is not read as if it were current.
-_VERSION = tfds.core.Version("1.0.0")
+_VERSION = tfds.core.Version("1.1.0")
 
 # Lengths are fractions of the image side, so that a clip resized to another
 # resolution moves the same way; rates are per frame.
@@ -210,8 +218,13 @@ def _object_colours(rng: np.random.Generator,
 
 
 def _draw_object(rng: np.random.Generator, frames: np.ndarray, angle: float,
-                 background_mean: np.ndarray) -> np.ndarray:
-  """Composites one moving object over ``frames`` [T, S, S, 3] in [0, 1]."""
+                 background_mean: np.ndarray,
+                 objects: np.ndarray) -> np.ndarray:
+  """Composites one moving object over ``frames`` [T, S, S, 3] in [0, 1].
+
+  Writes the object's class into the segmentation maps ``objects`` [T, S, S]
+  (in place) where it covers at least half of a pixel.
+  """
   num_frames, resolution = frames.shape[0], frames.shape[1]
   size = float(resolution)
   shape = SHAPES[rng.integers(len(SHAPES))]
@@ -248,12 +261,16 @@ def _draw_object(rng: np.random.Generator, frames: np.ndarray, angle: float,
   coverage = np.clip(0.5 - _unit_sdf(shape, u, v) * r, 0.0, 1.0)[..., None]
   mix = _pattern(pattern, u, v, frequency)[..., None]
   colour = colour_a + mix * (colour_b - colour_a)
+  objects[coverage[..., 0] >= 0.5] = OBJECT_CLASSES.index(shape)
   return frames + coverage * (colour - frames)
 
 
 def render_clip(rng: np.random.Generator, angle: float, num_frames: int,
                 resolution: int) -> np.ndarray:
   """Renders one clip of objects travelling in direction ``angle``.
+
+  The frames of ``render_clip_with_objects``, which draws the same clip from
+  the same ``rng``.
 
   Args:
     rng: the only source of randomness.
@@ -264,18 +281,42 @@ def render_clip(rng: np.random.Generator, angle: float, num_frames: int,
   Returns:
     uint8 array [num_frames, resolution, resolution, 3].
   """
+  return render_clip_with_objects(rng, angle, num_frames, resolution)[0]
+
+
+def render_clip_with_objects(rng: np.random.Generator, angle: float,
+                             num_frames: int, resolution: int
+                             ) -> tuple[np.ndarray, np.ndarray]:
+  """Renders one clip and its per-frame segmentation maps.
+
+  Args:
+    rng: the only source of randomness.
+    angle: direction of travel in radians, counter-clockwise from rightwards.
+    num_frames: frames in the clip.
+    resolution: side of the square frames, in pixels.
+
+  Returns:
+    (frames uint8 [T, S, S, 3], objects uint8 [T, S, S]): ``objects`` holds
+    the ``OBJECT_CLASSES`` index of the front-most object covering at least
+    half of each pixel, 0 where none does.
+  """
   background = _background(rng, resolution)
   frames = np.repeat(background[None].astype(np.float32), num_frames, axis=0)
+  objects = np.zeros((num_frames, resolution, resolution), np.uint8)
   for _ in range(rng.integers(_NUM_OBJECTS[0], _NUM_OBJECTS[1] + 1)):
-    frames = _draw_object(rng, frames, angle, background.mean(axis=(0, 1)))
-  return np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
+    frames = _draw_object(rng, frames, angle, background.mean(axis=(0, 1)),
+                          objects)
+  return np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8), objects
 
 
 class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
   """Clips whose class is the direction of motion (see the module docstring)."""
 
   VERSION = _VERSION
-  RELEASE_NOTES = {"1.0.0": "First version."}
+  RELEASE_NOTES = {
+      "1.0.0": "First version.",
+      "1.1.0": "Adds 'objects', the per-frame segmentation maps (same clips).",
+  }
   # The default size, so that tfds.builder("synthetic_motion") works too.
   BUILDER_CONFIGS = [SyntheticMotionConfig()]
 
@@ -289,6 +330,9 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
         features=tfds.features.FeaturesDict({
             "video": tfds.features.Video(shape=shape, encoding_format="png"),
             "label": tfds.features.ClassLabel(names=names),
+            # One channel of OBJECT_CLASSES indices per frame.
+            "objects": tfds.features.Video(shape=shape[:-1] + (1,),
+                                           encoding_format="png"),
         }),
         supervised_keys=("video", "label"),
     )
@@ -310,9 +354,11 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
     for index in range(total):
       label = index % config.num_classes
       rng = example_rng(config.seed, split, index)
-      frames = render_clip(rng, class_angle(label, config.num_classes),
-                           config.num_frames, config.resolution)
-      yield index, {"video": frames, "label": label}
+      frames, objects = render_clip_with_objects(
+          rng, class_angle(label, config.num_classes), config.num_frames,
+          config.resolution)
+      yield index, {"video": frames, "label": label,
+                    "objects": objects[..., None]}
       report.step()
       if index + 1 == total or time.monotonic() - last_report > _REPORT_EVERY_S:
         last_report = time.monotonic()

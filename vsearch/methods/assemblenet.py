@@ -38,6 +38,8 @@ from vsearch.methods.assemblenet_model import build_model
 from vsearch.methods.assemblenet_model import flow_cost
 from vsearch.methods.assemblenet_model import learned_connection_weights
 from vsearch.methods.assemblenet_model import live_nodes
+from vsearch.methods.assemblenet_model import FLOW_SOURCES
+from vsearch.methods.assemblenet_model import model_inputs
 
 __all__ = ["DEPTHS", "Block", "Genome", "Stem", "AssembleNetMethod",
            "AssembleNetSearchSpace", "build_model", "flow_cost",
@@ -257,7 +259,15 @@ class AssembleNetMethod:
     flow_iterations: unrolled TV-L1 iterations of the representation-flow
       layer (published 40).
     train_flow_params: train the flow layer's step sizes.
-    object_classes: channels of the segmentation maps an object stem reads.
+    object_classes: channels of the segmentation maps an object stem reads
+      (151 published, for ADE-20K; synthetic_motion's maps have
+      ``len(synthetic_motion.OBJECT_CLASSES)`` = 8).
+    flow_source: 'layer' computes flow stems' optical flow inside the
+      network (representation flow, as published); 'pipeline' reads it from
+      the data pipeline (TV-L1 there), which keeps the model free of the
+      solver, e.g. for int8 TFLite.
+    bn_momentum: decay of the batch-norm moving statistics (0.99 as
+      released; short trainings need lower, e.g. 0.9).
     max_attempts: draws before ``mutate`` gives up on finding a valid child.
   """
 
@@ -267,6 +277,7 @@ class AssembleNetMethod:
                guided: bool = True, drop_threshold: float = 0.3,
                dropout_rate: float = 0.5, flow_iterations: int = 40,
                train_flow_params: bool = False, object_classes: int = 151,
+               flow_source: str = "layer", bn_momentum: float = 0.99,
                max_attempts: int = 1000):
     if not 0.0 < drop_threshold < 1.0:
       raise UserError("AssembleNetMethod.drop_threshold must be in (0, 1), "
@@ -277,7 +288,15 @@ class AssembleNetMethod:
     self.dropout_rate = dropout_rate
     self.flow_iterations = flow_iterations
     self.train_flow_params = train_flow_params
+    if flow_source not in FLOW_SOURCES:
+      raise UserError(f"AssembleNetMethod.flow_source is {flow_source!r}; set "
+                      f"it to one of {FLOW_SOURCES}.")
+    if not 0.0 <= bn_momentum < 1.0:
+      raise UserError("AssembleNetMethod.bn_momentum must be in [0, 1), got "
+                      f"{bn_momentum}")
     self.object_classes = object_classes
+    self.flow_source = flow_source
+    self.bn_momentum = bn_momentum
     self.max_attempts = max_attempts
 
   # Sampling.
@@ -342,8 +361,7 @@ class AssembleNetMethod:
     weights = (learned or {}).get("connection_weights") if self.guided else None
     base, notes, dropped = parent, [], set()
     if weights:
-      base, notes = self._drop_weak(parent, weights)
-      dropped = {(j, i) for j, i, _ in self.weak_edges(parent, weights)}
+      base, notes, dropped = self._drop_weak(parent, weights)
     add_edge = lambda g, r: self._add_edge(g, r, avoid=dropped)
     changes = {"add_edge": add_edge, "split": self._split,
                "merge": self._merge, "dilation": self._dilation,
@@ -369,7 +387,9 @@ class AssembleNetMethod:
 
   def weak_edges(self, genome: Genome, connection_weights: dict[str, list[float]]
                  ) -> list[tuple[int, int, float]]:
-    """(source, node, weight) of each edge a guided mutation drops."""
+    """(source, node, weight) of each edge below the threshold (not a
+    node's strongest): what a guided mutation drops, as far as the graph
+    stays valid."""
     weak = []
     for i in genome.blocks:
       node = genome.nodes[i]
@@ -383,16 +403,30 @@ class AssembleNetMethod:
     return weak
 
   def _drop_weak(self, genome: Genome, connection_weights):
-    weak = self.weak_edges(genome, connection_weights)
-    if not weak:
-      return genome, []
-    drop = {(j, i) for j, i, _ in weak}
-    nodes = [dataclasses.replace(n, inputs=tuple(
-        j for j in n.inputs if (j, i) not in drop))
-             if isinstance(n, Block) else n
-             for i, n in enumerate(genome.nodes)]
-    text = "dropped " + ", ".join(f"{j}->{i} ({w:.2f})" for j, i, w in weak)
-    return dataclasses.replace(genome, nodes=tuple(nodes)), [text]
+    """Drops the weak edges, weakest first, keeping any whose loss would
+    leave no valid graph (e.g. cut every RGB and flow stem off the head).
+
+    Returns:
+      (the graph, notes on what was dropped, the dropped (source, node)).
+    """
+    current, dropped = genome, []
+    for j, i, w in sorted(self.weak_edges(genome, connection_weights),
+                          key=lambda edge: edge[2]):
+      nodes = list(current.nodes)
+      nodes[i] = dataclasses.replace(
+          nodes[i], inputs=tuple(k for k in nodes[i].inputs if k != j))
+      try:
+        candidate = dataclasses.replace(current, nodes=tuple(nodes))
+        _prune(candidate)
+      except InvalidGenomeError:
+        continue
+      current = candidate
+      dropped.append((j, i, w))
+    if not dropped:
+      return genome, [], set()
+    dropped.sort(key=lambda edge: (edge[1], edge[0]))
+    text = "dropped " + ", ".join(f"{j}->{i} ({w:.2f})" for j, i, w in dropped)
+    return current, [text], {(j, i) for j, i, _ in dropped}
 
   def _add_edge(self, genome: Genome, rng: np.random.Generator,
                 avoid: Collection[tuple[int, int]] = ()):
@@ -502,19 +536,24 @@ class AssembleNetMethod:
     return Genome.from_dict(data)
 
   def clip_spec(self, genome: Genome) -> ClipSpec:
-    """The clips ``genome``'s model reads."""
+    """The clips ``genome``'s model reads, with its object maps and
+    pipeline flow as extra inputs where it has those stems."""
     return ClipSpec(num_frames=genome.num_frames,
                     frame_stride=genome.frame_stride,
-                    resolution=genome.resolution)
+                    resolution=genome.resolution,
+                    extra_inputs=model_inputs(genome, self.flow_source),
+                    object_classes=self.object_classes)
 
   def build(self, genome: Genome, num_classes: int):
     """The Keras model: clips (B, T, H, W, 3) float32 -> logits (B, classes).
 
-    A genome with an object stem also reads segmentation maps (see
-    ``assemblenet_model.build_model``).
+    A genome with an object stem (or flow stems, with ``flow_source``
+    'pipeline') reads a dict of inputs (see ``assemblenet_model.build_model``).
     """
     return build_model(genome, num_classes, dropout_rate=self.dropout_rate,
                        flow_iterations=self.flow_iterations,
                        train_flow_params=self.train_flow_params,
-                       object_classes=self.object_classes)
+                       object_classes=self.object_classes,
+                       flow_source=self.flow_source,
+                       bn_momentum=self.bn_momentum)
 

@@ -8,9 +8,10 @@ here is 3-D.
 * RGB stem: 7x7 conv /2 + BN-ReLU, temporal conv k=5 at the stem's dilation
   + BN-ReLU, 3x3 max-pool /2. Flow stem: the representation-flow layer
   computes optical flow from the RGB frames inside the network (once, shared
-  by every flow stem), then 7x7 conv /2 + BN-ReLU, 2x2 max-pool /2. Object
-  stem: the per-frame segmentation maps (a second model input), 4x4
-  max-pool /4. The RGB and flow stems share ``genome.stem_width`` channels.
+  by every flow stem), or the model reads it as an input ``flow`` from the
+  data pipeline; then 7x7 conv /2 + BN-ReLU, 2x2 max-pool /2. Object stem:
+  the per-frame segmentation maps (a model input ``objects``), 4x4 max-pool
+  /4. The RGB and flow stems share ``genome.stem_width`` channels.
 * Fusion of a block's inputs ('sigmoid'): each input is max-pooled to the
   smallest input's size, scaled by its connection weight σ(w) (fixed from
   the genome, or learned from N(0, 0.01) logits), gated by peer- or
@@ -42,6 +43,9 @@ from vsearch.methods.assemblenet_genome import pooled_size
 
 # Channels of the published object input: one per ADE-20K class.
 PUBLISHED_OBJECT_CLASSES = 151
+# Where flow stems get optical flow: computed inside the network, or read
+# from the data pipeline (a model input).
+FLOW_SOURCES = ("layer", "pipeline")
 
 
 def weights_layer_name(index: int) -> str:
@@ -200,17 +204,25 @@ def live_nodes(genome: Genome) -> set[int]:
   return live
 
 
+def _live_stem_kinds(genome: Genome) -> set[str]:
+  live = live_nodes(genome)
+  return {genome.nodes[i].kind for i in genome.stems if i in live}
+
+
 def _stem(x_frames, flow_frames, objects, stem: Stem, genome: Genome,
-          frames: int, prefix: str):
+          frames: int, prefix: str, bn_momentum: float):
   width = genome.stem_channels
   if stem.kind == "rgb":
-    x = layers.conv_bn(x_frames, width, 7, 2, name=f"{prefix}_conv")
+    x = layers.conv_bn(x_frames, width, 7, 2, name=f"{prefix}_conv",
+                       bn_momentum=bn_momentum)
     if frames > 1:
       x, _ = layers.temporal_conv(x, frames, width, 5, name=f"{prefix}_temporal",
-                                  dilation=stem.dilation)
+                                  dilation=stem.dilation,
+                                  bn_momentum=bn_momentum)
     return layers.pool2d(x, "maxpool", 3, 2, name=f"{prefix}_pool")
   if stem.kind == "flow":
-    x = layers.conv_bn(flow_frames, width, 7, 2, name=f"{prefix}_conv")
+    x = layers.conv_bn(flow_frames, width, 7, 2, name=f"{prefix}_conv",
+                       bn_momentum=bn_momentum)
     return layers.pool2d(x, "maxpool", 2, 2, name=f"{prefix}_pool")
   return layers.pool2d(objects, "maxpool", 4, 4, name=f"{prefix}_pool")
 
@@ -288,23 +300,26 @@ def _fuse(node_index: int, genome: Genome, tensors, live: set[int]):
 
 
 def _bottleneck_unit(x, node: Block, genome: Genome, frames: int, unit: int,
-                     prefix: str):
+                     prefix: str, bn_momentum: float):
   out_channels = node.channels
   stride = node.stride if unit == 0 else 1
   shortcut = x
   if unit == 0:
     shortcut = layers.conv_bn(x, out_channels, 1, stride, None,
-                              name=f"{prefix}_shortcut")
+                              name=f"{prefix}_shortcut",
+                              bn_momentum=bn_momentum)
   if unit % 2 == 1 and frames > 1:
     x, _ = layers.temporal_conv(x, frames, node.filters, 3,
                                 name=f"{prefix}_temporal",
-                                dilation=node.dilation)
+                                dilation=node.dilation,
+                                bn_momentum=bn_momentum)
   else:
-    x = layers.conv_bn(x, node.filters, 1, name=f"{prefix}_entry")
+    x = layers.conv_bn(x, node.filters, 1, name=f"{prefix}_entry",
+                       bn_momentum=bn_momentum)
   x = layers.conv_bn(x, genome.level_widths[node.level], 3, stride,
-                     name=f"{prefix}_spatial")
+                     name=f"{prefix}_spatial", bn_momentum=bn_momentum)
   x = layers.conv_bn(x, out_channels, 1, 1, None, name=f"{prefix}_expand",
-                     zero_gamma=True)
+                     zero_gamma=True, bn_momentum=bn_momentum)
   x = tf.keras.layers.Add(name=f"{prefix}_add")([x, shortcut])
   return tf.keras.layers.ReLU(name=f"{prefix}_out")(x)
 
@@ -312,6 +327,7 @@ def _bottleneck_unit(x, node: Block, genome: Genome, frames: int, unit: int,
 def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
                 flow_iterations: int = 40, train_flow_params: bool = False,
                 object_classes: int = PUBLISHED_OBJECT_CLASSES,
+                flow_source: str = "layer", bn_momentum: float = 0.99,
                 name: str = "assemblenet") -> tf.keras.Model:
   """Builds the Keras model of ``genome``.
 
@@ -327,35 +343,50 @@ def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
       layer (published 40; 20 in the lite model).
     train_flow_params: train the flow layer's τ, λ, θ.
     object_classes: channels of the segmentation maps an object stem reads.
+    flow_source: where flow stems read optical flow: 'layer' computes it
+      from the clips inside the network (RepresentationFlow); 'pipeline'
+      makes it a model input, computed by the data pipeline.
+    bn_momentum: decay of the batch-norm moving statistics (the release
+      uses 0.99; short trainings need less, their statistics lag behind).
     name: the model's name.
 
   Returns:
     A model from float32 clips (B, T, H, W, 3) in [-1, 1] to logits (B,
-    num_classes). A genome with an object stem gives a model of two inputs,
-    ``[clips, objects]`` with objects (B, T, H, W, object_classes).
+    num_classes). A genome with an object stem, or flow stems with flow from
+    the pipeline, gives a model of several named inputs, called with a dict:
+    ``clips``, ``objects`` (B, T, H, W, object_classes) one-hot maps and
+    ``flow`` (B, T, H, W, 2), as ``vsearch.data.clips.make_clips`` makes
+    them for ``ClipSpec.extra_inputs``.
 
   Raises:
-    UserError: a flow stem on clips of one frame (flow needs two).
+    UserError: a flow stem on clips of one frame (flow needs two), or an
+      unknown ``flow_source``.
   """
+  if flow_source not in FLOW_SOURCES:
+    raise UserError(f"flow_source is {flow_source!r}; set it to one of "
+                    f"{FLOW_SOURCES}.")
   frames, size = genome.num_frames, genome.resolution
   live = live_nodes(genome)
-  kinds = {genome.nodes[i].kind for i in genome.stems if i in live}
+  kinds = _live_stem_kinds(genome)
   if "flow" in kinds and frames < 2:
     raise UserError("A flow stem needs clips of at least 2 frames; this "
                     f"genome reads {frames}. Raise num_frames or drop the "
                     "flow stem.")
   clips = tf.keras.Input(shape=(frames, size, size, 3), name="clips")
-  inputs = [clips]
+  inputs = {"clips": clips}
   x_frames = layers.fold_time(clips)
   flow_frames = objects = None
   if "flow" in kinds:
-    flow = RepresentationFlow(flow_iterations, train_flow_params,
-                              name="representation_flow")(clips)
+    if flow_source == "pipeline":
+      flow = inputs["flow"] = tf.keras.Input(shape=(frames, size, size, 2),
+                                             name="flow")
+    else:
+      flow = RepresentationFlow(flow_iterations, train_flow_params,
+                                name="representation_flow")(clips)
     flow_frames = layers.fold_time(flow, name="fold_flow")
   if "object" in kinds:
-    object_maps = tf.keras.Input(shape=(frames, size, size, object_classes),
-                                 name="objects")
-    inputs.append(object_maps)
+    object_maps = inputs["objects"] = tf.keras.Input(
+        shape=(frames, size, size, object_classes), name="objects")
     objects = layers.fold_time(object_maps, name="fold_objects")
 
   tensors = {}
@@ -364,12 +395,13 @@ def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
       continue
     if isinstance(node, Stem):
       tensors[i] = _stem(x_frames, flow_frames, objects, node, genome, frames,
-                         prefix=f"node{i}_stem")
+                         prefix=f"node{i}_stem", bn_momentum=bn_momentum)
       continue
     x = _fuse(i, genome, tensors, live)
     for unit in range(genome.units[node.level]):
       x = _bottleneck_unit(x, node, genome, frames, unit,
-                           prefix=f"node{i}_unit{unit}")
+                           prefix=f"node{i}_unit{unit}",
+                           bn_momentum=bn_momentum)
     tensors[i] = x
 
   pooled = [layers.clip_mean(tensors[i], frames, name=f"head_pool{i}")
@@ -382,6 +414,17 @@ def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
       kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01))(x)
   return tf.keras.Model(inputs if len(inputs) > 1 else clips, logits,
                         name=name)
+
+
+def model_inputs(genome: Genome, flow_source: str = "layer") -> tuple[str, ...]:
+  """The inputs ``build_model`` gives ``genome``'s model besides "clips"."""
+  kinds = _live_stem_kinds(genome)
+  extra = []
+  if "flow" in kinds and flow_source == "pipeline":
+    extra.append("flow")
+  if "object" in kinds:
+    extra.append("objects")
+  return tuple(extra)
 
 
 def learned_connection_weights(genome: Genome,
