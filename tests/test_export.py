@@ -75,3 +75,67 @@ def test_bad_sources_end_with_one_line(tmp_path, args, message):
   assert result.returncode == 2
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def _two_input_model(classes):
+  """Clips [2, 16, 16, 3] and object maps [2, 16, 16, 4] to logits.
+
+  The object branch comes first in the concat, which (with TF 2.21) puts
+  'objects' before 'clips' among the TFLite inputs: the opposite of the Keras
+  order, so matching inputs by position would fail.
+  """
+  layers = tf.keras.layers
+  clips = tf.keras.Input((2, 16, 16, 3), name="clips")
+  objects = tf.keras.Input((2, 16, 16, 4), name="objects")
+
+  def branch(x, filters, name):
+    x = layers.Reshape((2 * 16, 16, x.shape[-1]), name=f"{name}_fold")(x)
+    x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu",
+                      name=f"{name}_conv")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    return layers.GlobalAveragePooling2D(name=f"{name}_mean")(x)
+
+  x = layers.Concatenate(name="concat")([branch(objects, 4, "objects"),
+                                         branch(clips, 8, "clips")])
+  return tf.keras.Model([clips, objects], layers.Dense(classes, name="logits")(x))
+
+
+def test_two_input_model_exports_with_named_inputs(tmp_path):
+  tf.keras.utils.set_random_seed(0)
+  model = _two_input_model(3)
+  rng = np.random.default_rng(0)
+  inputs = {"clips": rng.uniform(-1, 1, (24, 2, 16, 16, 3)).astype("float32"),
+            "objects": np.eye(4, dtype="float32")[rng.integers(0, 4, (24, 2, 16, 16))]}
+  labels = model.predict(inputs, verbose=0).argmax(-1)  # the float model is right
+  data = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(8)
+  summary = export_lib.export(model, str(tmp_path), data, data, trained=True,
+                              settings=latency.LatencySettings(warmup=1, runs=3),
+                              num_calibration_clips=8)
+  assert set(os.listdir(tmp_path)) == ARTIFACTS
+  assert summary["input_shape"] == [1, 2, 16, 16, 3]
+  assert summary["input_shapes"] == {"clips": [1, 2, 16, 16, 3],
+                                     "objects": [1, 2, 16, 16, 4]}
+  assert summary["serving_signature"]["inputs"] == ["clips", "objects"]
+  assert summary == json.loads((tmp_path / "export.json").read_text())
+
+  served = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+  assert set(served.structured_input_signature[1]) == {"clips", "objects"}
+  outputs = served(clips=tf.constant(inputs["clips"][:5]),
+                   objects=tf.constant(inputs["objects"][:5]))
+  keras_logits = model.predict(inputs, verbose=0)
+  np.testing.assert_allclose(outputs["logits"].numpy(), keras_logits[:5],
+                             rtol=1e-4, atol=1e-5)
+  assert summary["saved_model"]["accuracy"] == 1.0
+
+  # Float TFLite: the same logits, its inputs matched by name.
+  floats = latency.evaluate_tflite(str(tmp_path / "model_float.tflite"), inputs, labels,
+                                   return_logits=True)
+  np.testing.assert_allclose(floats["logits"], keras_logits, rtol=1e-3, atol=1e-4)
+  assert summary["tflite_float"]["accuracy"] == 1.0
+
+  int8 = summary["tflite_int8"]
+  assert int8["fully_int8"] and int8["float_ops"] == []
+  assert int8["latency"]["model"]["input_dtype"] == "int8"
+  assert 0.0 <= int8["accuracy"] <= 1.0 and int8["accuracy"] >= 0.5
+  for fmt in ("float", "int8"):
+    assert summary[f"tflite_{fmt}"]["latency_ms"] > 0

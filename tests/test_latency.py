@@ -210,3 +210,23 @@ def test_quantize_input_round_trips_with_stored_parameters():
   # Out of range saturates instead of wrapping around.
   assert list(litert_runner.quantize_input(np.array([-5.0, 5.0]), detail)) == [
       -128, 127]
+
+
+def test_inputs_are_matched_by_name_not_position():
+  details = [{"index": 0, "name": "serving_default_objects:0"},
+             {"index": 1, "name": "serving_default_clips:0"}]
+
+  class Interpreter:
+    def get_input_details(self):
+      return details
+
+    def get_signature_list(self):
+      return {}
+
+  matched = litert_runner.inputs_by_name(Interpreter(), ["clips", "objects"])
+  assert {name: d["index"] for name, d in matched.items()} == {
+      "clips": 1, "objects": 0}
+  with pytest.raises(profile_tflite.BadRequest, match="no input named flow"):
+    litert_runner.inputs_by_name(Interpreter(), ["clips", "flow"])
+  with pytest.raises(profile_tflite.BadRequest, match="objects get no clips"):
+    litert_runner.inputs_by_name(Interpreter(), ["clips"])

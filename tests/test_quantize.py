@@ -153,6 +153,27 @@ def test_representative_clips_from_arrays():
   assert single.shape == (1,) + CLIP_SHAPE
 
 
+def test_representative_clips_of_several_named_inputs():
+  shapes = {"clips": CLIP_SHAPE, "objects": (4, 32, 32, 2)}
+  clips, objects = _clips(10), _clips(10, shapes["objects"], seed=1) + 1.5
+  data = tf.data.Dataset.from_tensor_slices(
+      ({"clips": clips, "objects": objects}, np.arange(10))).batch(4)
+  taken = quantize.representative_clips(data, shapes, num_clips=6)
+  assert set(taken) == {"clips", "objects"}
+  np.testing.assert_array_equal(taken["clips"], clips[:6])
+  # Only RGB clips must lie in [-1, 1].
+  np.testing.assert_array_equal(taken["objects"], objects[:6])
+  single = quantize.representative_clips(
+      {"clips": clips[0], "objects": objects[0]}, shapes)
+  assert single["objects"].shape == (1, 4, 32, 32, 2)
+  with pytest.raises(UserError, match="model reads"):
+    quantize.representative_clips({"clips": clips}, shapes)
+  with pytest.raises(UserError, match="dict of them"):
+    quantize.representative_clips(clips, shapes)
+  with pytest.raises(UserError, match=r"'objects' has shape"):
+    quantize.representative_clips({"clips": clips, "objects": clips}, shapes)
+
+
 def test_calibration_shape_mismatch_is_a_clear_error(tiny_model):
   with pytest.raises(UserError, match=r"shape \(8, 32, 32, 3\).*\(4, 32, 32, 3\)"):
     quantize.to_tflite(tiny_model, "int8", _clips(2, (8, 32, 32, 3)))

@@ -3,10 +3,13 @@
 import os
 
 import gin
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from vsearch import configurables  # pylint: disable=unused-import
 from vsearch import fitness
+from vsearch import runtime
 from vsearch.search import Search
 from vsearch.store import RecordStore
 
@@ -64,3 +67,13 @@ def test_latency_tradeoff_fitness():
   assert slower == pytest.approx(0.8 * 2.0 ** -0.07)
   with pytest.raises(ValueError):
     fitness.latency_tradeoff_fitness(metrics, target_ms=0.0)
+
+
+def test_take_clips_of_dict_batches_keeps_every_input():
+  inputs = {"clips": np.zeros((5, 2, 4, 4, 3), np.float32),
+            "objects": np.ones((5, 2, 4, 4, 2), np.float32)}
+  data = tf.data.Dataset.from_tensor_slices((inputs, np.arange(5))).batch(2)
+  clips, labels = runtime.take_clips(data, 3)
+  assert {name: c.shape for name, c in clips.items()} == {
+      "clips": (3, 2, 4, 4, 3), "objects": (3, 2, 4, 4, 2)}
+  assert list(labels) == [0, 1, 2]

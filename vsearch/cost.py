@@ -71,30 +71,51 @@ def _batch_matmul_macs(op: tf.Operation) -> int:
   return _output_size(op) * inner
 
 
+def input_shapes(model: tf.keras.Model) -> dict[str, tuple]:
+  """Each input's name and its shape without the batch axis, in model order.
+
+  The names are the Keras input names ('clips', 'flow', 'objects'): a model
+  with several inputs is called with a dict keyed by them, and the exported
+  signatures and TFLite inputs carry them.
+  """
+  return {tensor.name.split(":")[0]: tuple(tensor.shape[1:])
+          for tensor in model.inputs}
+
+
 def frozen_function(model: tf.keras.Model, batch_size: int = 1):
   """The model's inference function on a fixed-shape batch, variables frozen.
 
   Args:
-    model: a Keras model with one input of static shape (except the batch).
+    model: a Keras model whose inputs have static shapes (except the batch).
     batch_size: the batch the function is traced for.
 
   Returns:
-    A ``ConcreteFunction`` with no variables: ``model(x, training=False)``
-    for ``x`` of shape ``(batch_size, *model.input_shape[1:])``.
+    A ``ConcreteFunction`` with no variables. For one input, ``model(x,
+    training=False)`` for ``x`` of shape ``(batch_size, *model.input_shape[1:])``.
+    For several, it takes one dict keyed by the input names (see
+    ``input_shapes``), each placeholder named after its input, so a TFLite
+    model converted from it has a ``serving_default`` signature whose inputs
+    are those names.
 
   Raises:
-    ValueError: the model has several inputs or a dynamic input shape.
+    ValueError: a dynamic input shape.
   """
-  if len(model.inputs) != 1:
-    raise ValueError(f"Expected a model with one input, {model.name} has "
-                     f"{len(model.inputs)}")
-  spec = model.inputs[0]
-  shape = (batch_size,) + tuple(spec.shape[1:])
-  if any(d is None for d in shape):
-    raise ValueError(f"{model.name} has a dynamic input shape {spec.shape}; "
-                     "batch-1 conversion needs every other axis fixed")
+  shapes = input_shapes(model)
+  dtypes = {name: tensor.dtype for name, tensor in zip(shapes, model.inputs)}
+  for name, shape in shapes.items():
+    if any(d is None for d in shape):
+      raise ValueError(f"{model.name} has a dynamic input shape {shape} "
+                       f"({name}); batch-1 conversion needs every other axis "
+                       "fixed")
+  if len(shapes) == 1:
+    (shape,), (dtype,) = shapes.values(), dtypes.values()
+    signature = [tf.TensorSpec((batch_size, *shape), dtype)]
+  else:
+    signature = [{name: tf.TensorSpec((batch_size, *shape), dtypes[name],
+                                      name=name)
+                  for name, shape in shapes.items()}]
 
-  @tf.function(input_signature=[tf.TensorSpec(shape, spec.dtype)])
+  @tf.function(input_signature=signature)
   def infer(x):
     return model(x, training=False)
 
@@ -109,7 +130,7 @@ def count_flops(model: tf.keras.Model) -> int:
   inference graph (see the module docstring for what is left out).
 
   Args:
-    model: a Keras model with one input of static shape.
+    model: a Keras model whose inputs have static shapes (one or several).
 
   Returns:
     2 × the multiply-accumulates of one clip.

@@ -9,7 +9,18 @@ clips).
 The SavedModel's serving signature, ``serving_default``, takes
 ``clips``: float32 [batch, T, H, W, 3] with values in [-1, 1] (uint8 frames
 / 127.5 - 1, as ``vsearch.data.clips.make_clips`` makes them) and returns
-``logits`` and ``probabilities``, both float32 [batch, classes].
+``logits`` and ``probabilities``, both float32 [batch, classes]. A model of
+several inputs (AssembleNet++) takes one keyword argument per Keras input,
+named after it: ``clips``, and ``flow`` (float32 [batch, T, H, W, 2]) and/or
+``objects`` (float32 [batch, T, H, W, C]); its TFLite files have the same
+named inputs in their ``serving_default`` signature, in an order of the
+converter's choosing.
+
+``export.json`` holds ``input_shape`` (of ``clips``, batch 1) and
+``serving_signature``: its ``name``, ``inputs`` (the input names, in Keras
+order), ``outputs``, and for a single-input model ``input`` ('clips', as
+before ``inputs`` existed). A model of several inputs adds ``input_shapes``:
+``{name: [1, ...]}`` per input.
 """
 
 import json
@@ -21,6 +32,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from vsearch import cost
 from vsearch import latency as latency_lib
 from vsearch import quantize
 from vsearch import runtime
@@ -37,17 +49,25 @@ class _Serving(tf.Module):
   def __init__(self, model: tf.keras.Model):
     super().__init__()
     self.model = model
-    shape = [None, *model.inputs[0].shape[1:]]
-    self.serve = tf.function(
-        self._serve, input_signature=[tf.TensorSpec(shape, tf.float32, name="clips")])
+    shapes = cost.input_shapes(model)
+    self.input_names = tuple(shapes)
+    signature = [tf.TensorSpec([None, *shape], tf.float32, name=name)
+                 for name, shape in shapes.items()]
+    if len(signature) == 1:  # Served as 'clips' whatever Keras named it.
+      signature[0] = tf.TensorSpec(signature[0].shape, tf.float32,
+                                   name=quantize.CLIPS)
+    self.serve = tf.function(self._serve, input_signature=signature)
 
-  def _serve(self, clips):
-    logits = tf.cast(self.model(clips, training=False), tf.float32)
+  def _serve(self, *inputs):
+    # One positional argument per input, each spec named after its input:
+    # the signature's keyword arguments are those names.
+    x = inputs[0] if len(inputs) == 1 else dict(zip(self.input_names, inputs))
+    logits = tf.cast(self.model(x, training=False), tf.float32)
     return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
 
 
 def save_model(model: tf.keras.Model, path: str) -> None:
-  """Writes a SavedModel whose ``serving_default`` maps clips to logits."""
+  """Writes a SavedModel whose ``serving_default`` maps inputs to logits."""
   module = _Serving(model)
   tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
 
@@ -62,8 +82,9 @@ def export(model: tf.keras.Model, out_dir: str, calibration: tf.data.Dataset,
   Args:
     model: the model to ship.
     out_dir: where the files go (local or gs://).
-    calibration: training batches of (clips, labels) that calibrate int8.
-    validation: validation batches of (clips, labels).
+    calibration: training batches of (clips, labels) that calibrate int8;
+      for a model of several inputs, clips is a dict keyed by input name.
+    validation: validation batches of (clips, labels), the same way.
     trained: whether the weights are trained; accuracies are measured only
       then (an untrained model's accuracy means nothing).
     settings: how the TFLite files are timed.
@@ -75,12 +96,22 @@ def export(model: tf.keras.Model, out_dir: str, calibration: tf.data.Dataset,
     What ``export.json`` holds.
   """
   tf.io.gfile.makedirs(out_dir)
+  shapes = cost.input_shapes(model)
+  several = len(shapes) > 1
+  signature: dict[str, Any] = {
+      "name": "serving_default",
+      "inputs": list(shapes) if several else [quantize.CLIPS],
+      "outputs": ["logits", "probabilities"]}
+  clip_shape = shapes.get(quantize.CLIPS, next(iter(shapes.values())))
   summary: dict[str, Any] = {**(info or {}), "trained": trained,
                              "num_params": int(model.count_params()),
-                             "input_shape": [1, *model.inputs[0].shape[1:]],
-                             "serving_signature": {
-                                 "name": "serving_default", "input": "clips",
-                                 "outputs": ["logits", "probabilities"]}}
+                             "input_shape": [1, *clip_shape],
+                             "serving_signature": signature}
+  if several:
+    summary["input_shapes"] = {name: [1, *shape]
+                               for name, shape in shapes.items()}
+  else:
+    signature["input"] = quantize.CLIPS
   start = time.perf_counter()
   save_model(model, os.path.join(out_dir, SAVED_MODEL))
   summary["saved_model"] = {"path": SAVED_MODEL,

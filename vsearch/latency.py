@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from typing import Any, Optional, Union
 
 import gin
@@ -193,7 +194,8 @@ def measure_latency(tflite_model: ModelLike,
 
   Args:
     tflite_model: flatbuffer bytes, a .tflite path or a
-      ``quantize.TfliteModel``; int8 or float, run as it is.
+      ``quantize.TfliteModel``; int8 or float, run as it is. A model of
+      several inputs gets uniform [-1, 1] values in each.
     settings: threads, delegate, warm-up, runs, timeout; defaults from gin.
 
   Raises:
@@ -224,7 +226,8 @@ def measure_latency(tflite_model: ModelLike,
              "delegate_partitions": result["delegate_partitions"]})
 
 
-def evaluate_tflite(tflite_model: ModelLike, clips: np.ndarray,
+def evaluate_tflite(tflite_model: ModelLike,
+                    clips: Union[np.ndarray, Mapping[str, np.ndarray]],
                     labels: np.ndarray,
                     settings: Optional[LatencySettings] = None, *,
                     return_logits: bool = False) -> dict[str, Any]:
@@ -236,7 +239,9 @@ def evaluate_tflite(tflite_model: ModelLike, clips: np.ndarray,
   Args:
     tflite_model: flatbuffer bytes, a .tflite path or a
       ``quantize.TfliteModel``.
-    clips: float32 [N, T, H, W, 3] in [-1, 1].
+    clips: float32 [N, T, H, W, 3] in [-1, 1]; for a model of several inputs
+      a dict ``{input_name: float32 [N, ...]}`` keyed by the Keras input
+      names, which the runner matches to the TFLite inputs by name.
     labels: int [N].
     settings: threads and delegate (warm-up and runs are not used); its
       ``timeout_s`` bounds the whole pass.
@@ -248,27 +253,41 @@ def evaluate_tflite(tflite_model: ModelLike, clips: np.ndarray,
 
   Raises:
     UserError: clips and labels disagree in number, or the clips do not fit
-      the model's input.
+      the model's inputs.
     CandidateError: the runner crashed, hung or printed no result.
   """
   settings = settings or LatencySettings()
-  clips = np.asarray(clips, dtype=np.float32)
+  named = isinstance(clips, Mapping)
+  arrays = ({str(name): np.asarray(value, dtype=np.float32)
+             for name, value in clips.items()} if named
+            else {"clips": np.asarray(clips, dtype=np.float32)})
   labels = np.asarray(labels).reshape(-1)
-  if clips.ndim < 2 or len(clips) != len(labels) or not len(labels):
+  shapes = {name: array.shape for name, array in arrays.items()}
+  if (not arrays or not len(labels)
+      or any(array.ndim < 2 or len(array) != len(labels)
+             for array in arrays.values())):
+    got = shapes if named else shapes.get("clips")
     raise UserError(f"evaluate_tflite needs as many clips as labels (at least "
-                    f"one): got clips {clips.shape}, labels {labels.shape}")
+                    f"one): got clips {got}, labels {labels.shape}")
   with tempfile.TemporaryDirectory(prefix="vsearch_eval_") as tmp:
-    paths = {name: os.path.join(tmp, name)
-             for name in ("model.tflite", "clips.npy", "logits.npy")}
-    with open(paths["model.tflite"], "wb") as f:
+    model_path = os.path.join(tmp, "model.tflite")
+    output_path = os.path.join(tmp, "logits.npy")
+    with open(model_path, "wb") as f:
       f.write(_model_bytes(tflite_model))
-    np.save(paths["clips.npy"], clips)
-    result = run_runner(
-        {"task": "logits", "model": paths["model.tflite"],
-         "clips": paths["clips.npy"], "output": paths["logits.npy"],
-         "threads": settings.threads, "use_xnnpack": settings.use_xnnpack},
-        settings.timeout_s)
-    logits = np.load(paths["logits.npy"])
+    inputs = {}
+    for i, (name, array) in enumerate(arrays.items()):
+      # Numbered files: input names need not be valid file names.
+      inputs[name] = os.path.join(tmp, f"clips{i if named else ''}.npy")
+      np.save(inputs[name], array)
+    request = {"task": "logits", "model": model_path, "output": output_path,
+               "threads": settings.threads,
+               "use_xnnpack": settings.use_xnnpack}
+    if named:
+      request["inputs"] = inputs
+    else:
+      request["clips"] = inputs["clips"]
+    result = run_runner(request, settings.timeout_s)
+    logits = np.load(output_path)
   if logits.shape[0] != len(labels):
     raise CandidateError(f"LiteRT runner returned {logits.shape[0]} logits for "
                          f"{len(labels)} clips")

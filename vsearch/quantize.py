@@ -18,12 +18,18 @@ float between DEQUANTIZE and QUANTIZE ops (CONV_3D does this silently). Every
 op of the result is inspected from the flatbuffer, so such a model is reported
 as not fully int8 with the names of its float ops. Ops with no TFLite kernel at
 all (3-D pooling) fail the conversion with a ``CandidateError``.
+
+A model with several named inputs (AssembleNet++: 'clips', 'flow',
+'objects') converts to a TFLite model with one input per Keras input. Its
+calibration samples are dicts keyed by those names, fed through the
+``serving_default`` signature: the TFLite input order need not be the Keras
+order, so callers match inputs by name (``vsearch.litert_runner`` does).
 """
 
 import contextlib
 import dataclasses
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
 from ai_edge_litert import schema_py_generated as schema
@@ -41,6 +47,7 @@ FLOAT = "float"
 FORMATS = (INT8, FLOAT)
 
 DEFAULT_CALIBRATION_CLIPS = 16
+CLIPS = "clips"  # The RGB input's name; other inputs are named for what they hold.
 
 # They only move values between int8 and float: not computation, and a model
 # that falls back to float shows them around its float ops.
@@ -87,7 +94,7 @@ class TfliteModel:
     content: the flatbuffer.
     format: 'int8' or 'float', as requested from ``to_tflite``.
     ops: every op of every subgraph.
-    input_dtype: dtype of the model's input, e.g. 'int8'.
+    input_dtype: dtype of the model's (first) input, e.g. 'int8'.
     output_dtype: dtype of the model's output.
   """
 
@@ -169,58 +176,126 @@ def _io_dtypes(content: bytes) -> tuple[str, str]:
   return _TYPE_NAMES[first_input.Type()], _TYPE_NAMES[first_output.Type()]
 
 
-def representative_clips(data: Union[tf.data.Dataset, np.ndarray],
-                         clip_shape: Optional[Sequence[int]] = None,
-                         num_clips: int = DEFAULT_CALIBRATION_CLIPS) -> np.ndarray:
-  """Single clips for calibration, from the clip pipeline or an array.
+Clips = Union[np.ndarray, dict[str, np.ndarray]]
+
+
+def _take_batches(data: tf.data.Dataset, num_clips: int) -> Clips:
+  """Up to ``num_clips`` clips of a dataset's batches, as arrays."""
+  taken, count = [], 0
+  for element in data:
+    batch = element[0] if isinstance(element, (tuple, list)) else element
+    if isinstance(batch, Mapping):
+      batch = {name: np.asarray(value) for name, value in batch.items()}
+      size = len(next(iter(batch.values()))) if batch else 0
+      taken.append({name: value[:num_clips - count]
+                    for name, value in batch.items()})
+    else:
+      batch = np.asarray(batch)
+      size = len(batch)
+      taken.append(batch[:num_clips - count])
+    count += min(size, num_clips - count)
+    if count >= num_clips:
+      break
+  if taken and isinstance(taken[0], dict):
+    return {name: np.concatenate([t[name] for t in taken]) for name in taken[0]}
+  return np.concatenate(taken) if taken else np.zeros((0,))
+
+
+def _check_clips(clips: np.ndarray, clip_shape: Optional[Sequence[int]],
+                 name: Optional[str]) -> np.ndarray:
+  """One input's clips as float32, checked against its shape and range."""
+  what = "Calibration clips" if name is None else f"Calibration input {name!r}"
+  if clips.size == 0:
+    raise UserError(f"No calibration clips: the dataset or array is empty"
+                    f"{'' if name is None else f' (input {name!r})'}.")
+  if clip_shape is not None and clips.shape[1:] != tuple(clip_shape):
+    raise UserError(
+        f"{what} has shape {tuple(clips.shape[1:])} but the model reads "
+        f"{'clips' if name is None else name} of shape {tuple(clip_shape)} "
+        "(frames, height, width, channels): make them with the candidate's "
+        "clip spec.")
+  clips = clips.astype(np.float32, copy=False)
+  # Only RGB clips have a known range; flow and object maps have their own.
+  if name in (None, CLIPS):
+    low, high = float(clips.min()), float(clips.max())
+    if low < -_CLIP_RANGE or high > _CLIP_RANGE:
+      raise UserError(f"Calibration clips range over [{low:g}, {high:g}]; the "
+                      "models read float clips in [-1, 1] (uint8 / 127.5 - 1).")
+  elif not np.all(np.isfinite(clips)):
+    raise UserError(f"{what} holds NaN or infinite values.")
+  return clips
+
+
+def representative_clips(
+    data: Union[tf.data.Dataset, np.ndarray, Mapping[str, np.ndarray]],
+    clip_shape: Union[Sequence[int], Mapping[str, Sequence[int]], None] = None,
+    num_clips: int = DEFAULT_CALIBRATION_CLIPS) -> Clips:
+  """Single clips for calibration, from the clip pipeline or arrays.
+
+  A model with one input reads clips; one with several named inputs
+  ('clips', 'flow', 'objects') reads a dict of them, and the data pipeline
+  then yields dict batches keyed by those names.
 
   Args:
     data: a dataset of ``(clips, labels)`` batches (clips float32
       [B, T, H, W, 3] in [-1, 1], as ``vsearch.data.clips.make_clips``
-      yields) or of clip batches alone; or an array of clips [N, T, H, W, 3]
-      (one clip [T, H, W, 3] is accepted too).
-    clip_shape: the shape of one clip the model reads, (T, H, W, 3); None
-      skips the check.
+      yields, or a dict ``{input_name: [B, ...]}``) or of such batches alone;
+      or an array of clips [N, T, H, W, 3] (one clip [T, H, W, 3] is
+      accepted too), or a dict of such arrays.
+    clip_shape: the shape of one clip the model reads, (T, H, W, 3), or for a
+      model of several inputs a dict ``{input_name: shape}``; None skips the
+      shape checks.
     num_clips: at most this many clips are returned (fewer if the data has
       fewer).
 
   Returns:
-    float32 [N, T, H, W, 3], 1 <= N <= num_clips.
+    float32 [N, T, H, W, 3], 1 <= N <= num_clips; a dict of such arrays (one
+    per input, the same N) when the data or ``clip_shape`` is a dict.
 
   Raises:
-    UserError: no clips, clips of another shape than ``clip_shape``, or
-      values outside [-1, 1] (e.g. uint8 frames not yet normalised).
+    UserError: no clips, clips of another shape than ``clip_shape``, inputs
+      other than the model's, or RGB values outside [-1, 1] (e.g. uint8
+      frames not yet normalised).
   """
   if num_clips < 1:
     raise UserError(f"num_clips must be positive, got {num_clips}")
+  shapes = dict(clip_shape) if isinstance(clip_shape, Mapping) else None
   if isinstance(data, tf.data.Dataset):
-    taken, count = [], 0
-    for element in data:
-      batch = element[0] if isinstance(element, (tuple, list)) else element
-      batch = np.asarray(batch)
-      taken.append(batch[:num_clips - count])
-      count += len(taken[-1])
-      if count >= num_clips:
-        break
-    clips = np.concatenate(taken) if taken else np.zeros((0,))
+    clips = _take_batches(data, num_clips)
+  elif isinstance(data, Mapping):
+    clips = {name: np.asarray(value) for name, value in data.items()}
   else:
     clips = np.asarray(data)
-    if clip_shape is not None and clips.shape == tuple(clip_shape):
+  if isinstance(clips, dict) and shapes is None:
+    if clip_shape is None:
+      shapes = {name: None for name in clips}
+    elif len(clips) == 1:
+      clips = next(iter(clips.values()))  # One named input: the clips.
+    else:
+      raise UserError(f"Calibration data has inputs {sorted(clips)} but the "
+                      "model reads one input (clips).")
+  if not isinstance(clips, dict):
+    if shapes is not None and clips.size:
+      raise UserError(f"The model reads inputs {list(shapes)}; calibration "
+                      "data must be a dict of them (or batches of such "
+                      "dicts), not one array.")
+    single_shape = None if shapes is not None else clip_shape
+    if single_shape is not None and clips.shape == tuple(single_shape):
       clips = clips[None]
-    clips = clips[:num_clips]
-  if clips.size == 0:
-    raise UserError("No calibration clips: the dataset or array is empty.")
-  if clip_shape is not None and clips.shape[1:] != tuple(clip_shape):
-    raise UserError(
-        f"Calibration clips have shape {tuple(clips.shape[1:])} but the model "
-        f"reads clips of shape {tuple(clip_shape)} (frames, height, width, "
-        "channels): make them with the candidate's clip spec.")
-  clips = clips.astype(np.float32, copy=False)
-  low, high = float(clips.min()), float(clips.max())
-  if low < -_CLIP_RANGE or high > _CLIP_RANGE:
-    raise UserError(f"Calibration clips range over [{low:g}, {high:g}]; the "
-                    "models read float clips in [-1, 1] (uint8 / 127.5 - 1).")
-  return clips
+    return _check_clips(clips[:num_clips], single_shape, None)
+  if set(clips) != set(shapes):
+    raise UserError(f"Calibration data has inputs {sorted(clips)} but the "
+                    f"model reads {sorted(shapes)}.")
+  out = {}
+  for name, shape in shapes.items():
+    value = clips[name]
+    if shape is not None and value.shape == tuple(shape):
+      value = value[None]
+    out[name] = _check_clips(value[:num_clips], shape, name)
+  sizes = {name: len(value) for name, value in out.items()}
+  if len(set(sizes.values())) != 1:
+    raise UserError(f"Calibration inputs differ in number of clips: {sizes}")
+  return out
 
 
 @contextlib.contextmanager
@@ -253,11 +328,14 @@ def to_tflite(model: tf.keras.Model, format: str = INT8,
   """Converts ``model`` at batch 1 to a TFLite model and inspects its ops.
 
   Args:
-    model: a Keras model with one input (clips [B, T, H, W, 3]), trained or
-      not.
+    model: a Keras model, trained or not, of one input (clips [B, T, H, W,
+      3]) or of several named inputs ('clips', 'flow', 'objects'); the
+      TFLite model then has one input per Keras input, named after it in its
+      ``serving_default`` signature (its input order may differ).
     format: 'int8' (full-integer, int8 input and output) or 'float'.
     calibration: clips for the int8 calibration, as ``representative_clips``
-      takes them; required for 'int8', ignored for 'float'.
+      takes them (dicts keyed by input name for a model of several inputs);
+      required for 'int8', ignored for 'float'.
     num_calibration_clips: how many clips calibrate. Latency does not depend
       on them, accuracy does.
     quiet: keep the converter's logs off the console.
@@ -281,10 +359,21 @@ def to_tflite(model: tf.keras.Model, format: str = INT8,
   if format == INT8:
     if calibration is None:
       raise UserError("int8 conversion needs calibration clips.")
-    clips = representative_clips(calibration, model.inputs[0].shape[1:],
-                                 num_calibration_clips)
+    shapes = cost.input_shapes(model)
+    clips = representative_clips(
+        calibration, shapes if len(shapes) > 1 else next(iter(shapes.values())),
+        num_calibration_clips)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([clip[None]] for clip in clips)
+    if isinstance(clips, dict):
+      # A list sample would go to the TFLite inputs in the converted model's
+      # order, which need not be the Keras order; a dict goes by the names of
+      # the serving_default signature, which are the Keras input names.
+      count = len(next(iter(clips.values())))
+      converter.representative_dataset = lambda: (
+          {name: value[i][None] for name, value in clips.items()}
+          for i in range(count))
+    else:
+      converter.representative_dataset = lambda: ([clip[None]] for clip in clips)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8

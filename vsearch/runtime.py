@@ -19,8 +19,8 @@ one (``latency_table``: the SHA-256 of the table file).
 """
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any, Optional
+from collections.abc import Callable, Mapping
+from typing import Any, Optional, Union
 
 import gin
 import numpy as np
@@ -179,13 +179,26 @@ class RuntimeGate:
     return converted
 
 
-def take_clips(dataset: tf.data.Dataset, limit: int) -> tuple[np.ndarray, np.ndarray]:
-  """Up to ``limit`` clips and labels of a batched dataset, as arrays."""
+def take_clips(dataset: tf.data.Dataset, limit: int
+               ) -> tuple[Union[np.ndarray, dict[str, np.ndarray]], np.ndarray]:
+  """Up to ``limit`` clips and labels of a batched dataset, as arrays.
+
+  Batches whose inputs are a dict ``{input_name: tensor}`` (a model of
+  several inputs) give a dict of arrays, each cut to the same clips.
+  """
   clips, labels, count = [], [], 0
   for batch_clips, batch_labels in dataset:
-    clips.append(batch_clips.numpy())
+    if isinstance(batch_clips, Mapping):
+      clips.append({name: value.numpy() for name, value in batch_clips.items()})
+    else:
+      clips.append(batch_clips.numpy())
     labels.append(batch_labels.numpy())
     count += len(labels[-1])
     if count >= limit:
       break
-  return np.concatenate(clips)[:limit], np.concatenate(labels)[:limit]
+  if clips and isinstance(clips[0], dict):
+    joined = {name: np.concatenate([c[name] for c in clips])[:limit]
+              for name in clips[0]}
+  else:
+    joined = np.concatenate(clips)[:limit]
+  return joined, np.concatenate(labels)[:limit]
