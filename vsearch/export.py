@@ -179,6 +179,7 @@ def run(out_dir: str, workdir: str | None = None, genome_file: str | None = None
   if weights:
     model.load_weights(weights)
   spec = source.method.clip_spec(source.genome)
+  clips_lib.check_inputs(spec, dataset.object_classes)
   calibration = clips_lib.make_clips(dataset.train, spec, batch_size=16, training=True)
   validation = clips_lib.make_clips(dataset.validation, spec, batch_size=32, training=False)
   print(f"Exporting {source.description} ({'trained' if weights else 'untrained'}, "
