@@ -36,6 +36,7 @@ from vsearch import cost
 from vsearch import latency as latency_lib
 from vsearch import quantize
 from vsearch import runtime
+from vsearch.data.clips import CLIPS
 from vsearch.errors import UserError
 
 SAVED_MODEL = "saved_model"
@@ -55,7 +56,7 @@ class _Serving(tf.Module):
                  for name, shape in shapes.items()]
     if len(signature) == 1:  # Served as 'clips' whatever Keras named it.
       signature[0] = tf.TensorSpec(signature[0].shape, tf.float32,
-                                   name=quantize.CLIPS)
+                                   name=CLIPS)
     self.serve = tf.function(self._serve, input_signature=signature)
 
   def _serve(self, *inputs):
@@ -100,9 +101,9 @@ def export(model: tf.keras.Model, out_dir: str, calibration: tf.data.Dataset,
   several = len(shapes) > 1
   signature: dict[str, Any] = {
       "name": "serving_default",
-      "inputs": list(shapes) if several else [quantize.CLIPS],
+      "inputs": list(shapes) if several else [CLIPS],
       "outputs": ["logits", "probabilities"]}
-  clip_shape = shapes.get(quantize.CLIPS, next(iter(shapes.values())))
+  clip_shape = shapes.get(CLIPS, next(iter(shapes.values())))
   summary: dict[str, Any] = {**(info or {}), "trained": trained,
                              "num_params": int(model.count_params()),
                              "input_shape": [1, *clip_shape],
@@ -111,7 +112,7 @@ def export(model: tf.keras.Model, out_dir: str, calibration: tf.data.Dataset,
     summary["input_shapes"] = {name: [1, *shape]
                                for name, shape in shapes.items()}
   else:
-    signature["input"] = quantize.CLIPS
+    signature["input"] = CLIPS
   start = time.perf_counter()
   save_model(model, os.path.join(out_dir, SAVED_MODEL))
   summary["saved_model"] = {"path": SAVED_MODEL,

@@ -40,6 +40,7 @@ from tensorflow.lite.python.convert_phase import ConverterError
 
 from vsearch import cost
 from vsearch import quiet
+from vsearch.data.clips import CLIPS  # The input the clips go to.
 from vsearch.errors import CandidateError, UserError
 
 INT8 = "int8"
@@ -47,7 +48,6 @@ FLOAT = "float"
 FORMATS = (INT8, FLOAT)
 
 DEFAULT_CALIBRATION_CLIPS = 16
-CLIPS = "clips"  # The RGB input's name; other inputs are named for what they hold.
 
 # They only move values between int8 and float: not computation, and a model
 # that falls back to float shows them around its float ops.
