@@ -170,14 +170,16 @@ def test_guided_mutation_drops_the_weak_edges_of_the_parent_record():
   for seed in range(20):
     child, change = method.mutate(parent, np.random.default_rng(seed),
                                   learned=learned)
-    assert change.startswith("dropped 0->4 (0.10), 3->4 (0.20), 5->6 (0.05)")
-    for edge in ("0->4", "3->4", "5->6"):
+    # 5->6 is weak too, but node 5 is level 2's only node: dropping it would
+    # prune the level away, so it stays.
+    assert change.startswith("dropped 0->4 (0.10), 3->4 (0.20); "), change
+    for edge in ("0->4", "3->4"):
       assert f"add edge {edge}" not in change  # Dropped edges stay dropped.
-    # Node 6 keeps its strongest edge (from 4): node 5 now feeds nothing and
-    # is pruned, and so is node 3 (its only reader, node 4, dropped it),
-    # unless the random change added an edge back.
+    assert any(child.nodes[i].level == 2 for i in child.blocks)
+    # Node 3 fed only node 4, which dropped it: it is pruned, unless the
+    # random change added an edge back or split a node.
     if "add edge" not in change and "split" not in change:
-      assert len(child.nodes) <= len(parent.nodes) - 2
+      assert len(child.nodes) <= len(parent.nodes) - 1
       assert all(n.weights is None for n in child.nodes
                  if isinstance(n, Block))
   # Unguided, the same record changes nothing about which edges go.
@@ -206,6 +208,24 @@ def test_guided_mutation_keeps_a_weak_edge_the_graph_cannot_lose():
     assert "4->5" not in change and "0->4" not in change.split(";")[0]
     assert any(child.nodes[i].kind == "rgb" for i in an.live_nodes(child)
                if i in child.stems)
+
+
+def test_levels_keep_their_minimum_of_nodes_through_sampling_and_mutation():
+  space = _tiny_space(nodes_per_level=((2, 3), (1, 3), (1, 2), (1, 1)),
+                      connection_prob=0.3)
+  method = an.AssembleNetMethod(space=space)
+  counts = lambda g: [sum(1 for i in g.blocks if g.nodes[i].level == level)
+                      for level in range(4)]
+  for seed in range(20):
+    rng = np.random.default_rng(seed)
+    genome = method.sample(rng)
+    for _ in range(5):
+      assert all(n >= low for n, (low, _) in zip(
+          counts(genome), space.nodes_per_level)), genome.describe()
+      weights = {str(i): list(rng.uniform(0, 1, len(genome.nodes[i].inputs)))
+                 for i in genome.blocks}
+      genome, _ = method.mutate(genome, rng,
+                                learned={"connection_weights": weights})
 
 
 def test_mutation_is_deterministic_given_the_generator():

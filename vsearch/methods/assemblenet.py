@@ -302,7 +302,35 @@ class AssembleNetMethod:
   # Sampling.
 
   def sample(self, rng: np.random.Generator) -> Genome:
-    """A random graph from the space (dead nodes pruned), weights learned."""
+    """A random graph from the space, weights learned.
+
+    Nodes no level-3 node reads are pruned; a draw whose pruning leaves a
+    level with fewer nodes than ``nodes_per_level`` allows is drawn again.
+
+    Raises:
+      UserError: ``max_attempts`` draws all left a level too thin.
+    """
+    for _ in range(self.max_attempts):
+      genome = self._draw(rng)
+      if self._levels_kept(genome):
+        return genome
+    raise UserError(
+        f"{self.max_attempts} random graphs all lost a level to pruning; "
+        "raise AssembleNetSearchSpace.connection_prob or lower the minimum "
+        "of nodes_per_level.")
+
+  def _levels_kept(self, genome: Genome, parent: Optional[Genome] = None
+                   ) -> bool:
+    """Whether every level has the space's minimum of nodes (or, for a
+    child, at least as many as its parent if the parent had fewer)."""
+    for level, (low, _) in enumerate(self.space.nodes_per_level):
+      if parent is not None:
+        low = min(low, _level_count(parent, level))
+      if _level_count(genome, level) < low:
+        return False
+    return True
+
+  def _draw(self, rng: np.random.Generator) -> Genome:
     space = self.space
     nodes = [Stem(kind, _choice(rng, space.dilations) if kind != "flow" else 1)
              for kind in space.stems]
@@ -332,14 +360,16 @@ class AssembleNetMethod:
              learned: Optional[dict[str, Any]] = None) -> tuple[Genome, str]:
     """A valid child of ``genome``, guided by what the parent learned.
 
-    With ``guided`` and the parent's learned connection weights, every edge
-    whose weight is below ``drop_threshold`` is dropped (a node keeps at
-    least its strongest edge). Then one random change: add an edge (not one
-    just dropped), drop a
-    random edge (unguided only), split a node into two that share its inputs
-    and readers, merge two nodes of a level, change a dilation, or change a
-    level's filters. Nodes no level-3 node reads any more are removed, and
-    every weight of the child is left to be learned.
+    With ``guided`` and the parent's learned connection weights, the edges
+    whose weight is below ``drop_threshold`` are dropped, weakest first (a
+    node keeps at least its strongest edge, and an edge stays if dropping it
+    would leave no valid graph or a level with fewer nodes than the space
+    allows). Then one random change: add an edge (not one just dropped),
+    drop a random edge (unguided only), split a node into two that share its
+    inputs and readers, merge two nodes of a level, change a dilation, or
+    change a level's filters. Nodes no level-3 node reads any more are
+    removed, as long as every level keeps its minimum of nodes, and every
+    weight of the child is left to be learned.
 
     Args:
       genome: the parent.
@@ -380,7 +410,7 @@ class AssembleNetMethod:
         child = _prune(child)
       except InvalidGenomeError:
         continue
-      if child != parent:
+      if child != parent and self._levels_kept(child, parent):
         return child, "; ".join(notes + [description])
     raise UserError("AssembleNetSearchSpace offers no valid mutation of "
                     f"{genome.describe()}.")
@@ -404,7 +434,8 @@ class AssembleNetMethod:
 
   def _drop_weak(self, genome: Genome, connection_weights):
     """Drops the weak edges, weakest first, keeping any whose loss would
-    leave no valid graph (e.g. cut every RGB and flow stem off the head).
+    leave no valid graph (e.g. cut every RGB and flow stem off the head) or
+    would prune a level below the space's minimum of nodes.
 
     Returns:
       (the graph, notes on what was dropped, the dropped (source, node)).
@@ -417,7 +448,8 @@ class AssembleNetMethod:
           nodes[i], inputs=tuple(k for k in nodes[i].inputs if k != j))
       try:
         candidate = dataclasses.replace(current, nodes=tuple(nodes))
-        _prune(candidate)
+        if not self._levels_kept(_prune(candidate), genome):
+          continue
       except InvalidGenomeError:
         continue
       current = candidate
