@@ -37,7 +37,9 @@ setuptools.setup(
         "av==18.1.0",
     ],
     extras_require={
-        "test": ["pytest>=8,<10"],
+        # ruff: the formatter and linter .ci/run checks; pinned, as formatting
+        # changes between releases.
+        "test": ["pytest>=8,<10", "ruff==0.17.6"],
         # Quantization-aware training: tfmot runs on legacy Keras (tf_keras).
         "qat": ["tensorflow-model-optimization==0.8.1", "tf-keras==2.21.0"],
     },

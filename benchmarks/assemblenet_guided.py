@@ -59,7 +59,7 @@ def main():
 
   workdir = args.workdir or tempfile.mkdtemp(prefix="vsearch_asn_guided_")
   data_dir = os.path.join(workdir, "tensorflow_datasets")
-  from vsearch.store import RecordStore  # pylint: disable=g-import-not-at-top
+  from vsearch.search.store import RecordStore
   rows = {}
   for seed in [int(s) for s in args.seeds.split(",")]:
     for arm, guided in (("guided", True), ("unguided", False)):

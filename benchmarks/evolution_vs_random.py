@@ -78,7 +78,7 @@ def run_searches(root: str, variants, seeds, parallel: int) -> None:
   while jobs or running:
     while jobs and len(running) < parallel:
       workdir, command = jobs.pop(0)
-      log = open(workdir + ".log", "a")  # pylint: disable=consider-using-with
+      log = open(workdir + ".log", "a")
       print(f"start {workdir}", flush=True)
       running.append((workdir, subprocess.Popen(command, cwd=REPO, stdout=log,
                                                 stderr=subprocess.STDOUT), log))
@@ -93,14 +93,14 @@ def run_searches(root: str, variants, seeds, parallel: int) -> None:
 
 def _curves(root: str, variant: str, seeds) -> tuple[dict, dict]:
   """Per selection and seed: best fitness so far after each candidate, and the records."""
-  from vsearch import report  # pylint: disable=g-import-not-at-top
+  from vsearch.report import analysis, load
   curves, records = {}, {}
   for selection in SELECTIONS:
     for seed in seeds:
       workdir = _workdir(root, variant, selection, seed)
       if os.path.isdir(os.path.join(workdir, "candidates")):
-        records.setdefault(selection, {})[seed] = report.load_search(workdir).records
-        curves.setdefault(selection, {})[seed] = report.best_so_far(records[selection][seed])
+        records.setdefault(selection, {})[seed] = load.load_search(workdir).records
+        curves.setdefault(selection, {})[seed] = analysis.best_so_far(records[selection][seed])
   return curves, records
 
 
@@ -173,9 +173,9 @@ def _diff(curves, seed, n):
 
 def plot(curves: dict[str, dict[int, list]], path: str, title: str) -> None:
   """Best fitness so far against candidates: thin lines per seed, thick the median."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
   colors = {"evolution": "#d62728", "random": "#1f77b4"}
   # Evolution dashed and on top: where the medians coincide both stay visible.
   styles = {"evolution": "--", "random": "-"}

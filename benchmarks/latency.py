@@ -1,7 +1,7 @@
 r"""CPU latency of the zoo TVNs: TFLite float and int8 through LiteRT, and Keras.
 
 For each published TVN at its published input size: parameters, FLOPs (2 ×
-multiply-adds, ``vsearch.cost``), whether the int8 model is fully int8, the
+multiply-adds, ``vsearch.nn.cost``), whether the int8 model is fully int8, the
 median batch-1 latency of the float and the int8 TFLite model through LiteRT
 (XNNPACK on) at 1 and 2 threads, and of the Keras model (``model(x,
 training=False)`` in a warm ``tf.function``, TensorFlow's default thread
@@ -24,16 +24,13 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import tensorflow as tf
 
-from vsearch import cost
-from vsearch import latency
-from vsearch import quantize
-from vsearch import zoo
 from vsearch.data import synthetic_motion
+from vsearch.deploy import latency, quantize
+from vsearch.methods import zoo
+from vsearch.nn import cost
 
 PAPER_CPU_MS = {"tvn1": "37", "tvn2": "65"}
 THREADS = (1, 2)

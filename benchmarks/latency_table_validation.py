@@ -1,7 +1,7 @@
 r"""Predicted (latency table) against measured latency of whole TVNs.
 
 For each suite, random genomes are drawn from a search space (seeded); a
-table covering their stages is prepared (``vsearch.latency_table.prepare``,
+table covering their stages is prepared (``vsearch.methods.tvn.latency_table.prepare``,
 int8, plus 8 fit genomes for the fixed cost), the validation genomes are
 converted whole into the same folder, and the standalone device script
 (``profile_tflite.py``, a TensorFlow-free subprocess) times the table entries
@@ -30,17 +30,16 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from launch import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from launch import common
 
 common.quiet_tensorflow(False)
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
-import gin  # pylint: disable=g-import-not-at-top,wrong-import-position
+import gin
 
-from vsearch import configurables  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import
-from vsearch import latency_table  # pylint: disable=g-import-not-at-top,wrong-import-position
-from vsearch import zoo  # pylint: disable=g-import-not-at-top,wrong-import-position
-from vsearch.methods.tvn import TvnMethod, TvnSearchSpace  # pylint: disable=g-import-not-at-top,wrong-import-position
+from vsearch import configurables  # noqa: F401  (registers every gin configurable)
+from vsearch.methods import zoo
+from vsearch.methods.tvn import TvnMethod, TvnSearchSpace, latency_table
 
 # Real-scale clips (128-224 px, 2-8 frames) and TVN-like block choices, with
 # widths capped at 128 x 4 and every spatial op striding, so 50 genomes
@@ -103,9 +102,9 @@ def run_suite(name: str, space: TvnSearchSpace, num_classes: int,
   zoo_rows = [r for r in rows if not r["genome"].startswith("val")]
   result = {
       "suite": name, "num_classes": num_classes, "seed": seed,
-      "num_entries": len(table._data["entries"]),  # pylint: disable=protected-access
+      "num_entries": len(table._data["entries"]),
       "fixed_ms": table.fixed_ms("int8"),
-      "null_ms": table._data["timings"]["int8"]["entries"]["null"]["median_ms"],  # pylint: disable=protected-access
+      "null_ms": table._data["timings"]["int8"]["entries"]["null"]["median_ms"],
       "device": table.device, "settings": table.settings,
       "prepare_s": prepare_s, "profile_s": profile_s,
       "load_average_before": load_before, "load_average_after": load_average(),

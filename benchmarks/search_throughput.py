@@ -39,7 +39,7 @@ def main():
   subprocess.run(command, cwd=REPO, check=True)
   wall = time.monotonic() - start
 
-  from vsearch.store import RecordStore  # pylint: disable=g-import-not-at-top
+  from vsearch.search.store import RecordStore
   records = RecordStore(workdir).read_all()
   total = sum(r.timings["total_s"] for r in records)
   print(f"\n{args.gin_file}: {len(records)} candidates, {sum(not r.ok for r in records)} failed")

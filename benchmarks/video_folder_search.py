@@ -23,7 +23,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from vsearch.data import video_folder  # pylint: disable=g-import-not-at-top
+from vsearch.data import video_folder
 
 DIRECTIONS = {"left": (-3, 0), "right": (3, 0), "up": (0, -3), "down": (0, 3)}
 CONTAINERS = (".mp4", ".webm", ".avi", ".mov")

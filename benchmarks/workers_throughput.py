@@ -40,7 +40,7 @@ def _run(label, args, data_dir, cpu_sets):
     if worker.wait() != 0:
       raise SystemExit(f"a worker of the {label} run failed")
   wall = time.monotonic() - start
-  from vsearch.store import RecordStore  # pylint: disable=g-import-not-at-top
+  from vsearch.search.store import RecordStore
   records = RecordStore(workdir).read_all()
   busy = sum(r.timings["total_s"] for r in records)
   best = max((r.fitness for r in records if r.ok), default=float("nan"))

@@ -1,5 +1,11 @@
 """What every launcher shares: flags, quiet logs, gin parsing, clean errors.
 
+Every launcher's ``main`` starts the same way::
+
+  def main(argv):
+    with common.started(argv):
+      ...  # vsearch imported, gin parsed; a UserError becomes one line
+
 This module does not import TensorFlow, so ``--help`` is instant and log
 settings are in place before TensorFlow starts.
 """
@@ -8,8 +14,9 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator, Sequence
 
-from absl import flags
+from absl import app, flags
 from absl import logging as absl_logging
 
 from vsearch import quiet
@@ -22,6 +29,7 @@ flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings applied after the "
                           "files, e.g. --gin_bindings='Search.num_candidates=8'.")
 flags.DEFINE_bool("tf_logs", False, "Show TensorFlow's C++ and Python logs.")
+FLAGS = flags.FLAGS
 
 
 def define_strategy_flags() -> None:
@@ -58,9 +66,9 @@ def import_vsearch(show_logs: bool) -> None:
   quiet_tensorflow(show_logs)
   # TensorFlow's native start-up lines come before any log level applies.
   with quiet.silenced_stderr(not show_logs):
-    from vsearch import configurables  # pylint: disable=g-import-not-at-top,unused-import
+    from vsearch import configurables  # noqa: F401  (registers every gin configurable)
   if not show_logs:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
     tf.get_logger().setLevel(logging.ERROR)
     # app.run set absl's verbosity from --verbosity (INFO by default).
     absl_logging.set_verbosity(absl_logging.WARNING)
@@ -76,9 +84,10 @@ def parse_gin(files, bindings) -> None:
   Raises:
     UserError: a file is missing or a binding is unknown or malformed.
   """
-  import gin  # pylint: disable=g-import-not-at-top
-  from vsearch import configurables  # pylint: disable=g-import-not-at-top,unused-import
-  from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
+  import gin
+
+  from vsearch import configurables  # noqa: F401  (registers every gin configurable)
+  from vsearch.errors import UserError
 
   gin.add_config_file_search_path(REPO_ROOT)
   # gin logs every path it tries; the error below says it once.
@@ -94,9 +103,35 @@ def parse_gin(files, bindings) -> None:
 
 
 @contextlib.contextmanager
+def started(argv: Sequence[str], parse: bool = True) -> Iterator[None]:
+  """The start-up every launcher shares, as a context for the rest of ``main``.
+
+  Refuses stray positional arguments, imports vsearch quietly (unless
+  ``--tf_logs``), parses ``--gin_file`` and ``--gin_bindings`` (unless
+  ``parse`` is False, for a launcher that adds bindings of its own first),
+  and turns a ``UserError`` raised inside into one line and exit status 2.
+  """
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  import_vsearch(FLAGS.tf_logs)
+  with user_errors():
+    if parse:
+      parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+    yield
+
+
+def strategy():
+  """Pins this process to ``--cpus`` and returns the ``--strategy`` to train under."""
+  from vsearch.train import strategy as strategy_lib
+
+  strategy_lib.pin_cpus(FLAGS.cpus)
+  return strategy_lib.resolve(FLAGS.strategy, FLAGS.tpu)
+
+
+@contextlib.contextmanager
 def user_errors():
   """Turns a UserError into one line on stderr and exit status 2."""
-  from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
+  from vsearch.errors import UserError
   try:
     yield
   except UserError as e:

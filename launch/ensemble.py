@@ -8,8 +8,7 @@ Picks the best records of --workdir that are pairwise far enough apart
 with every member's accuracy and the ensemble's.
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from launch import common
 
@@ -19,24 +18,18 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  common.import_vsearch(FLAGS.tf_logs)
-  with common.user_errors():
-    common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
-    from vsearch import ensemble  # pylint: disable=g-import-not-at-top
-    from vsearch import genome_source  # pylint: disable=g-import-not-at-top
-    from vsearch import strategy  # pylint: disable=g-import-not-at-top
-    from vsearch import training  # pylint: disable=g-import-not-at-top
-    from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
-    from vsearch.store import RecordStore  # pylint: disable=g-import-not-at-top
+  with common.started(argv):
+    from vsearch.errors import UserError
+    from vsearch.methods import registry
+    from vsearch.methods.evanet.ensemble import Ensemble
+    from vsearch.search.store import RecordStore
+    from vsearch.train.trainer import TrainConfig
+
     records = RecordStore(FLAGS.workdir).read_all()
     if not records:
       raise UserError(f"{FLAGS.workdir} holds no search records.")
-    ensemble.Ensemble()(
-        workdir=FLAGS.workdir, method=genome_source.method_named(records[0].method),
-        records=records, strategy=strategy.resolve(FLAGS.strategy, FLAGS.tpu),
-        train_config=training.TrainConfig())
+    Ensemble()(workdir=FLAGS.workdir, method=registry.method(records[0].method),
+               records=records, strategy=common.strategy(), train_config=TrainConfig())
 
 
 if __name__ == "__main__":

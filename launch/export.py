@@ -9,8 +9,7 @@ sources export untrained weights, calibrated and timed all the same, so a
 published architecture can be measured on this machine in one command.
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from launch import common
 
@@ -22,14 +21,11 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  common.import_vsearch(FLAGS.tf_logs)
-  with common.user_errors():
-    common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
-    from vsearch import export  # pylint: disable=g-import-not-at-top
+  with common.started(argv):
+    from vsearch.jobs import export
+
     export.run(out_dir=FLAGS.out, workdir=FLAGS.workdir, genome_file=FLAGS.genome,
-                  candidate=FLAGS.candidate, zoo_name=FLAGS.zoo)
+               candidate=FLAGS.candidate, zoo_name=FLAGS.zoo)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ kept graph, with its learned weights fixed, to WORKDIR/genome.json. Rerunning
 the same command resumes.
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from launch import common
 
@@ -21,20 +20,13 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  common.import_vsearch(FLAGS.tf_logs)
-  from vsearch import genome_source  # pylint: disable=g-import-not-at-top
-  from vsearch import one_shot  # pylint: disable=g-import-not-at-top
-  from vsearch import strategy  # pylint: disable=g-import-not-at-top
-  with common.user_errors():
-    common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+  with common.started(argv):
+    from vsearch.methods import genome_source
+    from vsearch.methods.assemblenet.one_shot import OneShotSearch
+
     source = genome_source.resolve(FLAGS.genome, FLAGS.candidate, FLAGS.zoo,
                                    method="assemblenet")
-    strategy.pin_cpus(FLAGS.cpus)
-    one_shot.OneShotSearch(
-        workdir=FLAGS.workdir, source=source,
-        strategy=strategy.resolve(FLAGS.strategy, FLAGS.tpu)).run()
+    OneShotSearch(workdir=FLAGS.workdir, source=source, strategy=common.strategy()).run()
 
 
 if __name__ == "__main__":

@@ -11,8 +11,7 @@ files that could not be decoded (skipped, never fatal). A dataset already
 prepared in --data_dir is only summarised.
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from launch import common
 
@@ -67,18 +66,15 @@ def _summarise(builder) -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  common.import_vsearch(FLAGS.tf_logs)
-  with common.user_errors():
-    from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
+  with common.started(argv, parse=False):
+    from vsearch.data import datasets
+    from vsearch.errors import UserError
+
     folder_flags = _video_folder_bindings()
     if folder_flags and FLAGS.dataset != "video_folder":
       raise UserError("--manual_dir, --resolution and --max_frames are for "
-                      "--dataset=video_folder; drop them for "
-                      f"{FLAGS.dataset!r}.")
+                      f"--dataset=video_folder; drop them for {FLAGS.dataset!r}.")
     common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings + folder_flags)
-    from vsearch.data import datasets  # pylint: disable=g-import-not-at-top
     _summarise(datasets.prepare_dataset(FLAGS.dataset, FLAGS.data_dir))
 
 

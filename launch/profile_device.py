@@ -24,8 +24,7 @@ import os
 import subprocess
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from launch import common
 
@@ -56,9 +55,10 @@ _USAGE = "usage: python -m launch.profile_device prepare|profile --out=DIR ..."
 
 def _genomes():
   """The genomes --zoo, --genome and --num_sampled name, or None for all."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from vsearch import genome_source  # pylint: disable=g-import-not-at-top
-  from vsearch.methods.tvn import TvnMethod  # pylint: disable=g-import-not-at-top
+  import numpy as np
+
+  from vsearch.methods import genome_source
+  from vsearch.methods.tvn import TvnMethod
   genomes = [genome_source.resolve(zoo_name=n).genome for n in FLAGS.zoo]
   genomes += [genome_source.resolve(genome_file=f).genome for f in FLAGS.genome]
   rng = np.random.default_rng(FLAGS.seed)
@@ -68,9 +68,8 @@ def _genomes():
 
 
 def prepare():
-  from vsearch import latency_table  # pylint: disable=g-import-not-at-top
-  from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
-  from vsearch.methods.tvn import TvnSearchSpace  # pylint: disable=g-import-not-at-top
+  from vsearch.errors import UserError
+  from vsearch.methods.tvn import TvnSearchSpace, latency_table
   if not FLAGS.num_classes or FLAGS.num_classes < 1:
     raise UserError("prepare needs --num_classes, the classes of the searched "
                     "models (e.g. 4 for gin/tvn/smoke.gin, 101 for UCF101).")
@@ -86,7 +85,7 @@ def prepare():
 def profile():
   script = os.path.join(FLAGS.out, "profile_tflite.py")
   if not os.path.isfile(script):
-    from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
+    from vsearch.errors import UserError
     raise UserError(f"{FLAGS.out} has no profile_tflite.py: run "
                     "`python -m launch.profile_device prepare` first.")
   command = [sys.executable, script, FLAGS.out, f"--threads={FLAGS.threads}",
@@ -103,9 +102,7 @@ def main(argv):
     with common.user_errors():
       profile()
     return
-  common.import_vsearch(FLAGS.tf_logs)
-  with common.user_errors():
-    common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+  with common.started(argv[:1]):
     prepare()
 
 

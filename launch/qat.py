@@ -7,8 +7,7 @@ Needs the [qat] extra (pip install -e ".[qat]"). Writes model_int8.tflite
 models' validation accuracy, latency and size.
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from launch import common
 
@@ -18,12 +17,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  common.import_vsearch(FLAGS.tf_logs)
-  from vsearch import qat  # pylint: disable=g-import-not-at-top
-  with common.user_errors():
-    common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+  with common.started(argv):
+    from vsearch.jobs import qat
+
     qat.run(workdir=FLAGS.workdir, out_dir=FLAGS.out)
 
 

@@ -6,8 +6,7 @@ Works on a finished search and on one still running (rerun it to refresh).
 The report goes to WORKDIR/report/ unless --out says otherwise.
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from launch import common
 
@@ -21,13 +20,11 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  common.import_vsearch(FLAGS.tf_logs)
-  with common.user_errors():
-    from vsearch import report  # pylint: disable=g-import-not-at-top
-    written = report.write_report(FLAGS.workdir, out_dir=FLAGS.out, top=FLAGS.top,
-                                  zoo_latency=FLAGS.zoo_latency)
+  with common.started(argv, parse=False):
+    from vsearch.report import write_report
+
+    written = write_report(FLAGS.workdir, out_dir=FLAGS.out, top=FLAGS.top,
+                           zoo_latency=FLAGS.zoo_latency)
     for note in written.notes:
       print(f"note: {note}", flush=True)
     if written.best:

@@ -10,8 +10,7 @@ workers (processes or hosts) can run the same search: give each the same
   python -m launch.search --workdir=W --gin_file=G --worker_id=b --cpus=1 &
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from launch import common
 
@@ -24,17 +23,10 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  common.import_vsearch(FLAGS.tf_logs)
-  with common.user_errors():
-    common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
-    from vsearch import search  # pylint: disable=g-import-not-at-top
-    from vsearch import strategy  # pylint: disable=g-import-not-at-top
-    strategy.pin_cpus(FLAGS.cpus)
-    search.Search(workdir=FLAGS.workdir,
-                  strategy=strategy.resolve(FLAGS.strategy, FLAGS.tpu),
-                  worker_id=FLAGS.worker_id).run()
+  with common.started(argv):
+    from vsearch.search.runner import Search
+
+    Search(workdir=FLAGS.workdir, strategy=common.strategy(), worker_id=FLAGS.worker_id).run()
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ command on the same workdir resumes from the latest checkpoint; a finished run
 only reports its result.
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from launch import common
 
@@ -20,19 +19,12 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  common.import_vsearch(FLAGS.tf_logs)
-  from vsearch import full_training  # pylint: disable=g-import-not-at-top
-  from vsearch import genome_source  # pylint: disable=g-import-not-at-top
-  from vsearch import strategy  # pylint: disable=g-import-not-at-top
-  with common.user_errors():
-    common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+  with common.started(argv):
+    from vsearch.methods import genome_source
+    from vsearch.train.full_training import FullTraining
+
     source = genome_source.resolve(FLAGS.genome, FLAGS.candidate, FLAGS.zoo)
-    strategy.pin_cpus(FLAGS.cpus)
-    full_training.FullTraining(
-        workdir=FLAGS.workdir, source=source,
-        strategy=strategy.resolve(FLAGS.strategy, FLAGS.tpu)).run()
+    FullTraining(workdir=FLAGS.workdir, source=source, strategy=common.strategy()).run()
 
 
 if __name__ == "__main__":

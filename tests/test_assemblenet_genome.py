@@ -7,10 +7,10 @@ import gin
 import numpy as np
 import pytest
 
-from vsearch import configurables  # pylint: disable=unused-import
-from vsearch import zoo
+from vsearch import configurables  # noqa: F401  (registers every gin configurable)
 from vsearch.errors import InvalidGenomeError, UserError
 from vsearch.methods import assemblenet as an
+from vsearch.methods import zoo
 from vsearch.methods.assemblenet import Block, Genome, Stem
 
 

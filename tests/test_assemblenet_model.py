@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vsearch import zoo
 from vsearch.errors import UserError
 from vsearch.methods import assemblenet as an
-from vsearch.methods import assemblenet_model
+from vsearch.methods import zoo
 from vsearch.methods.assemblenet import Block, Genome, Stem
+from vsearch.methods.assemblenet import model as assemblenet_model
 
 CLASSES = 3
 

@@ -6,13 +6,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from vsearch.methods import assemblenet as an
-from vsearch.store import RecordStore
+from vsearch.search.store import RecordStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "tests", "data", "tiny_plus_search.gin")
 
 
+@pytest.mark.slow
 def test_plus_search_reads_object_maps_and_pipeline_flow(tmp_path):
   workdir = tmp_path / "work"
   result = subprocess.run(

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from vsearch import claims as claims_lib
-from vsearch.errors import UserError
+from vsearch.errors import ClaimLostError, UserError
+from vsearch.search import claims as claims_lib
 
 FAST = claims_lib.ClaimSettings(heartbeat_s=0.05, stale_after_s=60.0)
 
@@ -92,7 +92,7 @@ def test_heartbeats_keep_a_marker_fresh_and_notice_a_takeover(tmp_path):
     deadline = time.monotonic() + 10
     while not claim.lost and time.monotonic() < deadline:
       time.sleep(0.02)
-  with pytest.raises(claims_lib.ClaimLostError):
+  with pytest.raises(ClaimLostError):
     claim.check()
   assert json.load(open(a.marker_path("000000")))["worker"] == "b"  # a did not write back
 

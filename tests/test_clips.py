@@ -32,7 +32,7 @@ def _frame_numbers(clips: np.ndarray) -> np.ndarray:
 
 
 def _take(dataset, num_batches):
-  return [(c.numpy(), l.numpy()) for c, l in dataset.take(num_batches)]
+  return [(c.numpy(), y.numpy()) for c, y in dataset.take(num_batches)]
 
 
 def test_shapes_dtypes_and_range_for_videos_of_any_size():
@@ -89,7 +89,7 @@ def test_training_stream_is_reproducible_for_a_seed():
   def stream(seed):
     batches = _take(make_clips(examples, spec, batch_size=3, training=True,
                                seed=seed, shuffle_buffer=6), 6)
-    return [(_frame_numbers(c).tolist(), l.tolist()) for c, l in batches]
+    return [(_frame_numbers(c).tolist(), y.tolist()) for c, y in batches]
 
   assert stream(7) == stream(7)
   assert stream(7) != stream(8)
@@ -109,7 +109,7 @@ def test_evaluation_is_centred_and_identical_across_passes():
     np.testing.assert_array_equal(labels_a, labels_b)
 
   frames = np.concatenate([_frame_numbers(c) for c, _ in first])
-  labels = np.concatenate([l for _, l in first])
+  labels = np.concatenate([y for _, y in first])
   np.testing.assert_array_equal(labels, np.arange(len(lengths)))
   for length, got in zip(lengths, frames):
     start = (length - span) // 2

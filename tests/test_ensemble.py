@@ -3,10 +3,10 @@
 import numpy as np
 import tensorflow as tf
 
-from vsearch import ensemble
-from vsearch import flow
 from vsearch.methods import evanet
-from vsearch.store import Record
+from vsearch.methods.evanet import ensemble
+from vsearch.nn import flow
+from vsearch.record import Record
 
 
 def _method():

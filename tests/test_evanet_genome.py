@@ -6,9 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from vsearch import zoo
 from vsearch.errors import InvalidGenomeError, UserError
-from vsearch.methods import evanet
+from vsearch.methods import evanet, zoo
 
 
 def _stage(branches=None, repeats=2, filters=16):
@@ -152,7 +151,7 @@ def test_schedule_mutates_more_early_than_late():
 
 
 def test_schedule_is_gin_configurable():
-  import gin  # pylint: disable=g-import-not-at-top
+  import gin
   gin.parse_config("mutation_schedule.early = 2\nmutation_schedule.late = 2")
   method = _tiny_method()
   parent = method.sample(np.random.default_rng(1))

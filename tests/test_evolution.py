@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from vsearch.evolution import Evolution
-from vsearch.store import Record, format_id
+from vsearch.record import Record, format_id
+from vsearch.search.evolution import Evolution
 
 
 def _records(fitnesses):
@@ -58,7 +58,7 @@ def test_bad_sizes_are_rejected(population_size, tournament_size):
 
 
 def test_random_search_never_picks_a_parent():
-  from vsearch.evolution import RandomSearch  # pylint: disable=g-import-not-at-top
+  from vsearch.search.evolution import RandomSearch
   records = _records([0.9, 0.1, None, 0.5] * 5)
   random_search = RandomSearch()
   assert all(random_search.select_parent(records[:n], np.random.default_rng(n)) is None

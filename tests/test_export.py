@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vsearch import export as export_lib
-from vsearch import latency
+from vsearch.deploy import export as export_lib
+from vsearch.deploy import latency
 from vsearch.methods import tvn
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,6 +18,7 @@ TINY = os.path.join(REPO, "tests", "data", "tiny_search.gin")
 ARTIFACTS = {"saved_model", "model_float.tflite", "model_int8.tflite", "export.json"}
 
 
+@pytest.mark.slow
 def test_untrained_zoo_model_exports_all_four_artifacts(tmp_path):
   out = tmp_path / "out"
   result = subprocess.run(

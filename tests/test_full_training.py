@@ -12,7 +12,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from vsearch import training
+from vsearch.train import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 120
@@ -64,6 +64,7 @@ def _scalars(directory, tag):
   return values
 
 
+@pytest.mark.slow
 def test_train_killed_after_a_checkpoint_resumes_and_finishes_once(tmp_path):
   workdir, data_dir = tmp_path / "work", tmp_path / "data"
   genome = tmp_path / "genome.json"
@@ -101,7 +102,7 @@ def test_train_killed_after_a_checkpoint_resumes_and_finishes_once(tmp_path):
   # The learning rate logged at every step is the schedule's value there: the
   # resumed run restored the optimizer's step instead of warming up again.
   rates = _scalars(workdir / "tensorboard" / "train", "learning_rate")
-  optimizer = training.make_optimizer(training.TrainConfig(
+  optimizer = trainer.make_optimizer(trainer.TrainConfig(
       steps=STEPS, warmup_steps=20, learning_rate=0.006))
   assert sorted(rates) == list(range(5, STEPS + 1, 5))
   for step, rate in rates.items():

@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from vsearch import genome_source
-from vsearch import zoo
 from vsearch.errors import UserError
+from vsearch.methods import genome_source, zoo
 
 
 @pytest.mark.parametrize("name,method", [("tvn2", "tvn"), ("evanet_a", "evanet"),

@@ -13,10 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vsearch import latency
-from vsearch import litert_runner
-from vsearch import profile_tflite
-from vsearch import quantize
+from vsearch.deploy import latency, litert_runner, profile_tflite, quantize
 from vsearch.errors import CandidateError, UserError
 from vsearch.methods import tvn
 
@@ -165,7 +162,7 @@ def test_runner_source_imports_only_stdlib_numpy_and_litert():
   assert {m.split(".")[0] for m in _imported_modules(litert_runner.__file__)
           } == {"numpy", "vsearch"}
   assert {m for m in _imported_modules(litert_runner.__file__)
-          if m.startswith("vsearch")} == {"vsearch.profile_tflite"}
+          if m.startswith("vsearch")} == {"vsearch.deploy.profile_tflite"}
   assert {m.split(".")[0] for m in _imported_modules(profile_tflite.__file__)
           } == {"numpy", "ai_edge_litert"}
 

@@ -10,14 +10,14 @@ import gin
 import numpy as np
 import pytest
 
-from vsearch import configurables  # pylint: disable=unused-import
-from vsearch import latency_table
-from vsearch import runtime
-from vsearch.errors import UserError
+from vsearch import configurables  # noqa: F401  (registers every gin configurable)
+from vsearch.errors import MissingEntryError, UserError
 from vsearch.methods import tvn
-from vsearch.methods.tvn_model import genome_stages
-from vsearch.search import Search
-from vsearch.store import RecordStore
+from vsearch.methods.tvn import latency_table
+from vsearch.methods.tvn.model import genome_stages
+from vsearch.search import runtime_gate
+from vsearch.search.runner import Search
+from vsearch.search.store import RecordStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,7 +55,7 @@ def test_enumeration_equals_the_stages_of_every_genome_of_a_space():
       **TINY, "max_blocks": 2, "spatial_kernels": (1, 3),
       "spatial_strides": (2,), "temporal_kernels": (1, 2),
       "temporal_strides": (2,)})
-  blocks = latency_table._block_configs(space)  # pylint: disable=protected-access
+  blocks = latency_table._block_configs(space)
   every_genome = [tvn.Genome(8, 2, 1, chain) for n in (1, 2)
                   for chain in itertools.product(blocks, repeat=n)]
   assert len(every_genome) == len(blocks) + len(blocks) ** 2 > 1000
@@ -121,7 +121,7 @@ def test_a_missing_entry_names_the_block_and_shape(tmp_path):
   medians = {s.key(): 0.5 for s in stages if s != spatial}
   table = _hand_made_table(tmp_path / "t.json", {"fit000": genome}, medians,
                            "fit000", fit_ms=3.0)
-  with pytest.raises(latency_table.MissingEntryError) as error:
+  with pytest.raises(MissingEntryError) as error:
     table.predict(genome, "int8")
   message = str(error.value)
   assert "blocks[1] repeat 0" in message
@@ -182,24 +182,25 @@ def _calibration(genome):
 
 def test_gate_measures_locally_and_marks_a_genome_the_table_lacks(profiled):
   _, path = profiled
-  gate = runtime.RuntimeGate(latency_source="table", latency_table=str(path),
+  gate = runtime_gate.RuntimeGate(latency_source="table", latency_table=str(path),
                              table_missing="measure")
   method = tvn.TvnMethod(space=tvn.TvnSearchSpace(**SEARCH_SPACE))
   outside = dataclasses_replace_expand(method.sample(np.random.default_rng(0)))
   metrics = gate.check(lambda: method.build(outside, CLASSES),
-                       _calibration(outside))
+                       _calibration(outside), genome=outside)
   assert metrics["latency_source"] == "measured_locally"
   assert metrics["latency_ms"] > 0 and metrics["latency"]["host"]
   assert any("blocks[0] repeat 0: expand(" in m
              for m in metrics["latency_table_missing"])
-  strict = runtime.RuntimeGate(latency_source="table", latency_table=str(path))
-  with pytest.raises(latency_table.MissingEntryError, match="blocks"):
-    strict.check(lambda: method.build(outside, CLASSES), _calibration(outside))
+  strict = runtime_gate.RuntimeGate(latency_source="table", latency_table=str(path))
+  with pytest.raises(MissingEntryError, match="blocks"):
+    strict.check(lambda: method.build(outside, CLASSES), _calibration(outside),
+                 genome=outside)
 
 
 def dataclasses_replace_expand(genome):
   """The genome with an expansion the table's space does not hold."""
-  import dataclasses  # pylint: disable=g-import-not-at-top
+  import dataclasses
   block = dataclasses.replace(genome.blocks[0], expand=3)
   return dataclasses.replace(genome, blocks=(block,))
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vsearch import fitness
-from vsearch import training
 from vsearch.data.clips import Augmentation, ClipSpec, make_clips
 from vsearch.errors import UserError
+from vsearch.search import fitness
+from vsearch.train import trainer
 
 
 def test_mean_average_precision_matches_a_hand_computed_case():
@@ -22,16 +22,16 @@ def test_mean_average_precision_matches_a_hand_computed_case():
   # Class 0: positives ranked 1st and 3rd -> AP = (1/1 + 2/3) / 2 = 5/6.
   # Class 1: its positive is ranked 3rd -> AP = 1/3.
   # Class 2 has no positive and is left out: mAP = (5/6 + 1/3) / 2 = 7/12.
-  assert training.mean_average_precision(scores, labels) == pytest.approx(7 / 12)
-  assert np.isnan(training.mean_average_precision(scores, labels * 0))
-  perfect = training.mean_average_precision(labels * 0.9 + 0.05, labels)
+  assert trainer.mean_average_precision(scores, labels) == pytest.approx(7 / 12)
+  assert np.isnan(trainer.mean_average_precision(scores, labels * 0))
+  perfect = trainer.mean_average_precision(labels * 0.9 + 0.05, labels)
   assert perfect == pytest.approx(1.0)
 
 
 def test_score_videos_multi_label_accuracy_counts_a_top_class_among_the_labels():
   probabilities = np.array([[0.9, 0.8], [0.2, 0.6], [0.7, 0.1]])
   labels = np.array([[0, 1], [0, 1], [1, 1]])
-  metrics = training.score_videos(probabilities, labels)
+  metrics = trainer.score_videos(probabilities, labels)
   assert metrics["accuracy"] == pytest.approx(2 / 3)  # the first clip's top is not a label
   expected_loss = -np.mean([np.log(0.1) + np.log(0.8), np.log(0.8) + np.log(0.6),
                             np.log(0.7) + np.log(0.1)]) / 2
@@ -60,13 +60,13 @@ def test_multi_label_trains_with_sigmoid_loss_and_reports_map_of_its_predictions
   train = tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(16, drop_remainder=True)
   evaluation = tf.data.Dataset.from_tensor_slices((x, y)).batch(20)  # last batch partial
   tf.keras.utils.set_random_seed(0)
-  metrics, _, model = training.train_and_evaluate(
+  metrics, _, model = trainer.train_and_evaluate(
       tf.distribute.get_strategy(), lambda: _linear_model(3), train, evaluation,
-      training.TrainConfig(steps=40, batch_size=16, learning_rate=0.05, steps_per_call=10))
+      trainer.TrainConfig(steps=40, batch_size=16, learning_rate=0.05, steps_per_call=10))
   probabilities = tf.sigmoid(model(x)).numpy()
   assert metrics["num_eval_clips"] == 48
   assert metrics["mAP"] == pytest.approx(
-      training.mean_average_precision(probabilities, y), abs=1e-6)
+      trainer.mean_average_precision(probabilities, y), abs=1e-6)
   assert metrics["mAP"] > 0.8  # both label rules are linear
   assert fitness.map_fitness(metrics) == metrics["mAP"]
   with pytest.raises(UserError, match="multi-label"):
@@ -102,8 +102,8 @@ def test_multi_clip_evaluation_spreads_clips_and_averages_probabilities():
   inputs = tf.keras.Input(spec.input_shape)
   model = tf.keras.Model(inputs, tf.keras.layers.Dense(2)(
       tf.keras.layers.GlobalAveragePooling3D()(inputs)))
-  metrics = training.Trainer(tf.distribute.get_strategy(), lambda: model,
-                             training.TrainConfig()).evaluate(clips)
+  metrics = trainer.Trainer(tf.distribute.get_strategy(), lambda: model,
+                             trainer.TrainConfig()).evaluate(clips)
   flat = tf.reshape(batch, (6,) + spec.input_shape)
   mean = tf.reduce_mean(tf.reshape(tf.nn.softmax(model(flat)), (2, 3, 2)), axis=1).numpy()
   assert metrics["num_eval_clips"] == 2

@@ -7,13 +7,13 @@ import os
 
 import gin
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from vsearch import configurables  # pylint: disable=unused-import
-from vsearch import genome_source
-from vsearch import one_shot
+from vsearch import configurables  # noqa: F401  (registers every gin configurable)
 from vsearch.methods import assemblenet as an
-from vsearch.methods.assemblenet import Block, Genome, Stem
+from vsearch.methods import genome_source
+from vsearch.methods.assemblenet import Block, Genome, Stem, one_shot
 
 CONFIG = """
 load_dataset.name = 'synthetic_motion'
@@ -36,6 +36,7 @@ OneShotSearch.keep_threshold = 0.5
 """
 
 
+@pytest.mark.slow
 def test_one_shot_keeps_the_edges_training_weighed_up_and_retrains(tmp_path):
   gin.parse_config(CONFIG + f"load_dataset.data_dir = '{tmp_path / 'data'}'")
   sparse = Genome(nodes=(Stem("rgb", 1), Stem("rgb", 2),

@@ -7,11 +7,11 @@ import gin
 import pytest
 import tensorflow as tf
 
-from vsearch import configurables  # pylint: disable=unused-import
-from vsearch import full_training
-from vsearch import genome_source
-from vsearch import qat
+from vsearch import configurables  # noqa: F401  (registers every gin configurable)
 from vsearch.errors import UserError
+from vsearch.jobs import qat
+from vsearch.methods import genome_source
+from vsearch.train import full_training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,6 +26,7 @@ GENOME = {"resolution": 32, "num_frames": 4, "frame_stride": 1, "blocks": [{
     "output_activation": "hswish"}]}
 
 
+@pytest.mark.slow
 def test_qat_fine_tunes_a_trained_run_and_compares_it_with_post_training_int8(tmp_path):
   gin.add_config_file_search_path(REPO)
   gin.parse_config_files_and_bindings(

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vsearch import cost
-from vsearch import quantize
-from vsearch import zoo
+from vsearch.deploy import quantize
 from vsearch.errors import CandidateError, InvalidGenomeError, UserError
-from vsearch.methods import tvn
+from vsearch.methods import tvn, zoo
+from vsearch.nn import cost
 
 CLASSES = 3
 
@@ -122,7 +121,7 @@ def test_conv3d_model_is_reported_not_fully_int8():
 
 
 @pytest.mark.parametrize("format", quantize.FORMATS)
-def test_3d_pooling_does_not_convert(format):  # pylint: disable=redefined-builtin
+def test_3d_pooling_does_not_convert(format):
   with pytest.raises(CandidateError) as raised:
     quantize.to_tflite(_conv3d_model(pool=True), format, _clips(2))
   message = str(raised.value)

@@ -7,11 +7,14 @@ import subprocess
 import sys
 import time
 
+import matplotlib.pyplot as plt
 import pytest
 
 from vsearch import report
 from vsearch.errors import UserError
-from vsearch.store import Record, RecordStore, format_id
+from vsearch.record import Record, format_id
+from vsearch.report import analysis, load, plots
+from vsearch.search.store import RecordStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "tests", "data", "tiny_search.gin")
@@ -48,26 +51,26 @@ def test_pareto_front_on_hand_made_points():
   # (cost, accuracy): lower cost and higher accuracy are better.
   points = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4), (3.0, 0.7), (0.5, 0.2), (2.0, 0.7), (4.0, 0.9),
             (2.5, 0.65)]
-  front = report.pareto_front(points)
+  front = analysis.pareto_front(points)
   # (1.5, 0.4) is beaten by (1.0, 0.5); (3.0, 0.7) by (2.0, 0.7); (2.5, 0.65) by (2.0, 0.7);
   # the two equal (2.0, 0.7) points both stay.
   assert front == [4, 0, 1, 5, 6]
-  assert report.pareto_front([]) == []
-  assert report.pareto_front([(1.0, 0.1)]) == [0]
+  assert analysis.pareto_front([]) == []
+  assert analysis.pareto_front([(1.0, 0.1)]) == [0]
 
 
 def test_best_so_far_counts_failures_as_spent_budget():
   records = [_record(0, None, status="over_limit"), _record(1, 0.3), _record(2, 0.2),
              _record(3, None, status="failed"), _record(4, 0.5)]
-  assert report.best_so_far(records) == [None, 0.3, 0.3, 0.3, 0.5]
+  assert analysis.best_so_far(records) == [None, 0.3, 0.3, 0.3, 0.5]
 
 
 def test_lineage_follows_parents_and_says_where_it_is_cut():
   records = [_record(0, 0.3), _record(1, 0.4, parent=0), _record(3, 0.5, parent=1),
              _record(5, 0.6, parent=4)]
-  chain, cut = report.lineage(records, "000003")
+  chain, cut = analysis.lineage(records, "000003")
   assert [r.id for r in chain] == ["000000", "000001", "000003"] and cut is None
-  chain, cut = report.lineage(records, "000005")
+  chain, cut = analysis.lineage(records, "000005")
   assert [r.id for r in chain] == ["000005"] and cut == "000004"
 
 
@@ -76,11 +79,11 @@ def test_report_of_a_hand_made_runtime_limited_search(tmp_path, monkeypatch):
 
   def draw_genome(best, data):  # what AssembleNet and EvaNet register
     drawn.append((best.id, len(data.records)))
-    fig, ax = report.plt.subplots()
+    fig, ax = plt.subplots()
     ax.bar(range(len(best.genome)), [1] * len(best.genome))
     return fig, "the best genome"
 
-  monkeypatch.setitem(report._METHOD_FIGURES, "tvn", draw_genome)  # pylint: disable=protected-access
+  monkeypatch.setitem(plots.METHOD_FIGURES, "tvn", draw_genome)
   workdir = str(tmp_path / "work")
   store = RecordStore(workdir)
   latency = {"latency_ms": 0.2, "num_params": 3000}
@@ -99,7 +102,7 @@ def test_report_of_a_hand_made_runtime_limited_search(tmp_path, monkeypatch):
     json.dump({"format": 0, "id": "000007", "arch": {}}, f)  # an older format
   with open(os.path.join(workdir, "config.gin"), "w") as f:
     f.write("Search.runtime_gate = @RuntimeGate()\nRuntimeGate.max_latency_ms = 0.5\n")
-  with open(os.path.join(workdir, report.ZOO_LATENCY_FILE), "w") as f:
+  with open(os.path.join(workdir, load.ZOO_LATENCY_FILE), "w") as f:
     json.dump([{"name": "tvn1", "int8_1t": {"median_ms": 0.9}},
                {"name": "mine", "latency_ms": 0.25, "accuracy": 0.4}], f)
 
@@ -118,8 +121,8 @@ def test_report_of_a_hand_made_runtime_limited_search(tmp_path, monkeypatch):
   assert "latency 2.00 ms &gt; limit 0.5 ms" in page
   assert ("Runtime gate: 1 of 6 measured candidates were over a limit and not trained, "
           "saving about 12s of training") in page
-  data = report.load_search(workdir)
-  assert report.runtime_limit_ms(data.config) == 0.5
+  data = load.load_search(workdir)
+  assert load.runtime_limit_ms(data.config) == 0.5
   assert [m["name"] for m in data.zoo] == ["tvn1", "mine"] and data.zoo[0]["latency_ms"] == 0.9
 
 
@@ -131,9 +134,9 @@ def test_gate_savings_are_the_rejected_count_times_the_median_training():
     return dataclasses.replace(record, timings=timings)
   records = [gated(0, train_s=9.0), gated(1, train_s=19.0), gated(2, train_s=29.0),
              gated(3, "over_limit"), gated(4, "over_limit")]
-  assert report.gate_savings(records) == {
+  assert analysis.gate_savings(records) == {
       "over_limit": 2, "gated": 5, "median_training_s": 20.0, "saved_s": 40.0, "gate_s": 4.0}
-  assert report.gate_savings([_record(0, 0.3)]) is None  # no gate ran
+  assert analysis.gate_savings([_record(0, 0.3)]) is None  # no gate ran
 
 
 def test_report_on_empty_missing_and_non_search_workdirs(tmp_path):
@@ -156,6 +159,7 @@ def test_launcher_reports_a_missing_workdir_in_one_line(tmp_path):
   assert result.stderr.strip().splitlines()[-1].startswith("error: No such workdir")
 
 
+@pytest.mark.slow
 def test_report_while_a_real_search_runs_and_after_it_finishes(tmp_path):
   workdir, data_dir = str(tmp_path / "work"), str(tmp_path / "data")
   candidates = os.path.join(workdir, "candidates")
@@ -166,7 +170,7 @@ def test_report_while_a_real_search_runs_and_after_it_finishes(tmp_path):
   live_counts = []
   deadline = time.monotonic() + 400
   while search.poll() is None and time.monotonic() < deadline:
-    count = len(report.load_search(workdir).records) if os.path.isdir(candidates) else 0
+    count = len(load.load_search(workdir).records) if os.path.isdir(candidates) else 0
     if count and (not live_counts or count > live_counts[-1]):
       written = report.write_report(workdir, out_dir=str(tmp_path / f"live{count}"))
       _assert_report_files(written)
@@ -183,4 +187,4 @@ def test_report_while_a_real_search_runs_and_after_it_finishes(tmp_path):
   # The report and the search agree on the winner.
   assert f"Best: {written.best.id}" in output
   assert f"{written.best.id}</a></b> fitness" in page
-  assert len(report.load_search(workdir).records) == 4
+  assert len(load.load_search(workdir).records) == 4

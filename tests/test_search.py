@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from vsearch.store import RecordStore
+from vsearch.search.store import RecordStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "tests", "data", "tiny_search.gin")
@@ -30,6 +30,7 @@ def _files(directory):
           for name in sorted(os.listdir(directory))}
 
 
+@pytest.mark.slow
 def test_search_killed_mid_candidate_resumes_without_losing_or_repeating(tmp_path):
   workdir, data_dir = str(tmp_path / "work"), str(tmp_path / "data")
   candidates = os.path.join(workdir, "candidates")
@@ -94,7 +95,7 @@ def test_search_killed_mid_candidate_resumes_without_losing_or_repeating(tmp_pat
 def test_bad_input_ends_with_one_line(tmp_path, args, message):
   genome = tmp_path / "genome.json"
   genome.write_text("{not json")
-  from vsearch import zoo  # pylint: disable=g-import-not-at-top
+  from vsearch.methods import zoo
   bad = zoo.genome("tvn1").to_dict()
   bad["blocks"][0]["filters"] = -3
   bad_field = tmp_path / "bad_field.json"

@@ -99,7 +99,7 @@ def test_a_later_record_missing_a_feature_is_skipped_and_named(records, tmp_path
   broken = se.make_sequence_example(_clip(1), [0])
   del broken.feature_lists.feature_list[se.IMAGE_KEY]
   path = tmp_path / "mixed.tfrecord"
-  _write_raw(path, [se.make_sequence_example(f, l) for f, l in train[:2]] + [broken]
+  _write_raw(path, [se.make_sequence_example(f, y) for f, y in train[:2]] + [broken]
              + [se.make_sequence_example(*train[2])])
   dataset = se.load_sequence_examples(str(path), str(root / "validation.tfrecord"),
                                       NUM_CLASSES)
@@ -109,9 +109,10 @@ def test_a_later_record_missing_a_feature_is_skipped_and_named(records, tmp_path
   assert "skipped record 2 of" in error and "mixed.tfrecord" in error
 
 
+@pytest.mark.slow
 def test_a_short_multi_label_search_scores_candidates_by_map(records, tmp_path):
-  from launch import common  # pylint: disable=g-import-not-at-top
-  from vsearch import search  # pylint: disable=g-import-not-at-top
+  from launch import common
+  from vsearch.search import runner as search
   root, _, _ = records
   common.parse_gin([TINY], [
       "Search.load_dataset = @load_sequence_examples",
@@ -131,6 +132,6 @@ def test_a_short_multi_label_search_scores_candidates_by_map(records, tmp_path):
 @pytest.mark.parametrize("name", ["video_folder", "ucf101", "kinetics_tfrecords",
                                   "charades_tfrecords"])
 def test_the_data_gin_files_parse_with_a_search(name):
-  from launch import common  # pylint: disable=g-import-not-at-top
+  from launch import common
   common.parse_gin([os.path.join(REPO, "gin", "tvn", "smoke.gin"),
                     os.path.join(REPO, "gin", "data", f"{name}.gin")], [])

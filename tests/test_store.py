@@ -5,13 +5,13 @@ import os
 
 import pytest
 
-from vsearch import store as store_lib
 from vsearch.errors import UserError
-from vsearch.store import Record, RecordStore
+from vsearch.record import RECORD_FORMAT, Record, format_id
+from vsearch.search.store import RecordStore
 
 
 def _record(index, fitness=0.5, status="ok"):
-  return Record(id=store_lib.format_id(index), method="tvn", genome={"x": index},
+  return Record(id=format_id(index), method="tvn", genome={"x": index},
                 status=status, fitness=fitness if status == "ok" else None,
                 metrics={"accuracy": fitness})
 
@@ -22,7 +22,7 @@ def test_write_then_read_round_trips(tmp_path):
   assert path == os.path.join(tmp_path, "candidates", "000003.json")
   [record] = store.read_all()
   assert record == _record(3, fitness=0.75)
-  assert json.load(open(path))["format"] == store_lib.RECORD_FORMAT
+  assert json.load(open(path))["format"] == RECORD_FORMAT
 
 
 def test_records_are_never_overwritten(tmp_path):

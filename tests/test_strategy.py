@@ -8,8 +8,8 @@ import textwrap
 import pytest
 import tensorflow as tf
 
-from vsearch import strategy
 from vsearch.errors import UserError
+from vsearch.train import strategy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,7 +52,7 @@ def test_pinning_restricts_the_process_and_its_thread_pools():
   script = textwrap.dedent("""
       import os
       import tensorflow as tf
-      from vsearch import strategy
+      from vsearch.train import strategy
       cores = strategy.pin_cpus("0")
       print("RESULT", cores, sorted(os.sched_getaffinity(0)),
             tf.config.threading.get_intra_op_parallelism_threads())

@@ -221,6 +221,7 @@ def train_and_evaluate(data: datasets.VideoDataset, temporal: bool,
   return model.evaluate(validation, verbose=0)[1]
 
 
+@pytest.mark.slow
 def test_frame_only_model_stays_near_chance_and_temporal_model_learns(
     tmp_path):
   _bind_size(**PROPERTY_SIZE)

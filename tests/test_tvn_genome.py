@@ -9,13 +9,12 @@ import gin
 import numpy as np
 import pytest
 
-from vsearch import zoo
 from vsearch.errors import InvalidGenomeError, UserError
-from vsearch.methods import tvn
-
+from vsearch.methods import tvn, zoo
+from vsearch.methods.tvn import method as tvn_method
 
 # Block field -> search-space attribute, to check values against the space.
-_BLOCK_CHOICES = tvn._BLOCK_CHOICES  # pylint: disable=protected-access
+_BLOCK_CHOICES = tvn_method._BLOCK_CHOICES
 
 
 def _block(**changes):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vsearch.data import video_folder
+from vsearch.errors import VideoDecodeError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "tests", "data", "tiny_search.gin")
@@ -72,7 +73,7 @@ def test_decoding_returns_the_encoded_frames_resized_and_capped(videos):
   small = video_folder.decode_video(os.path.join(root, "left", "clip0.mp4"),
                                     resolution=16, max_frames=3, frame_step=2)
   assert small.shape == (3, 16, 20, 3)
-  with pytest.raises(video_folder.VideoDecodeError):
+  with pytest.raises(VideoDecodeError):
     video_folder.decode_video(os.path.join(root, "left", "corrupt.mp4"))
 
 
@@ -102,9 +103,10 @@ def test_prepare_data_builds_the_folder_skipping_the_corrupt_file(videos, tmp_pa
   assert "train: 6 examples" in out and "validation: 2 examples" in out
   assert "skipped: 1 files" in out and "notes.txt" not in out
 
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from vsearch.data import datasets  # pylint: disable=g-import-not-at-top
-  import gin  # pylint: disable=g-import-not-at-top
+  import gin
+  import tensorflow_datasets as tfds
+
+  from vsearch.data import datasets
   gin.bind_parameter("video_folder_config.manual_dir", root)
   gin.bind_parameter("video_folder_config.resolution", 32)
   loaded = datasets.load_dataset(name="video_folder", data_dir=data_dir)
@@ -128,9 +130,10 @@ def test_a_missing_folder_ends_the_launcher_with_one_line(tmp_path):
 
 @pytest.mark.parametrize("case", ["empty", "no_videos", "undecodable"])
 def test_bad_folders_raise_one_clear_error_and_leave_nothing(case, tmp_path):
-  import gin  # pylint: disable=g-import-not-at-top
-  from vsearch.data import datasets  # pylint: disable=g-import-not-at-top
-  from vsearch.errors import UserError  # pylint: disable=g-import-not-at-top
+  import gin
+
+  from vsearch.data import datasets
+  from vsearch.errors import UserError
   root, data_dir = tmp_path / "videos", tmp_path / "data"
   root.mkdir()
   if case == "no_videos":
@@ -151,9 +154,10 @@ def test_bad_folders_raise_one_clear_error_and_leave_nothing(case, tmp_path):
     assert not data_dir.exists() or not os.listdir(data_dir)  # no empty folders either
 
 
+@pytest.mark.slow
 def test_a_short_search_runs_on_a_video_folder(videos, tmp_path):
-  from launch import common  # pylint: disable=g-import-not-at-top
-  from vsearch import search  # pylint: disable=g-import-not-at-top
+  from launch import common
+  from vsearch.search import runner as search
   root, _ = videos
   common.parse_gin([TINY], [
       "load_dataset.name = 'video_folder'",

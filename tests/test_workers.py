@@ -67,6 +67,7 @@ def _checkpointed_child_of(in_progress, worker):
   return None
 
 
+@pytest.mark.slow
 def test_workers_share_a_store_and_survive_a_sigkill(tmp_path):
   workdir, data_dir = str(tmp_path / "work"), str(tmp_path / "data")
   in_progress = os.path.join(workdir, "in_progress")

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vsearch import zoo
 from vsearch.errors import UserError
-from vsearch.methods import tvn
+from vsearch.methods import tvn, zoo
 
 CLASSES = 5
 

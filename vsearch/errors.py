@@ -1,4 +1,4 @@
-"""The error vocabulary of vsearch.
+"""The error vocabulary of vsearch: every error type it raises on purpose.
 
 Three kinds of failure behave differently, and the type says which:
 
@@ -8,7 +8,13 @@ Three kinds of failure behave differently, and the type says which:
 * ``CandidateError``: one candidate failed (NaN loss, out of memory, a model
   that cannot be built). The search records the reason and goes on.
 * anything else is a bug, and is allowed to crash with its traceback.
+
+The rest are signals one part of vsearch sends another. The device script
+``vsearch/deploy/profile_tflite.py`` keeps its own ``BadRequest``: it runs on
+devices without vsearch and imports nothing from it.
 """
+
+from typing import Any
 
 
 class VsearchError(Exception):
@@ -23,5 +29,29 @@ class InvalidGenomeError(UserError, ValueError):
   """A genome is malformed: the message names the field and what is allowed."""
 
 
+class MissingEntryError(UserError):
+  """A model needs a stage the latency table has no timing for."""
+
+
 class CandidateError(VsearchError):
   """A single candidate failed; it is recorded with this reason and skipped."""
+
+
+class OverLimitError(VsearchError):
+  """A candidate breaks a runtime or parameter limit; it is not trained.
+
+  Attributes:
+    metrics: what was measured, recorded with the candidate.
+  """
+
+  def __init__(self, message: str, metrics: dict[str, Any]):
+    super().__init__(message)
+    self.metrics = metrics
+
+
+class ClaimLostError(VsearchError):
+  """Another worker took over this worker's candidate; drop it."""
+
+
+class VideoDecodeError(VsearchError):
+  """A video file could not be decoded; the message says why."""

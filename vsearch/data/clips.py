@@ -21,7 +21,7 @@ that every frame of a clip gets the same crop and flip.
 
 Models with several inputs (AssembleNet++) ask for more than the frames
 (``ClipSpec.extra_inputs``): ``"flow"``, the optical flow of the clip
-(``vsearch.flow.clip_flow``), and ``"objects"``, the per-frame segmentation
+(``vsearch.nn.flow.clip_flow``), and ``"objects"``, the per-frame segmentation
 maps of datasets that carry them (synthetic_motion), one-hot float32 [T, R,
 R, object_classes], cropped, flipped and resized (nearest) with the frames.
 Their batches are ``({"clips": ..., "flow": ..., "objects": ...}, labels)``,
@@ -34,13 +34,15 @@ the same video always gives the same clips, and batches become
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Union
 
 import gin
+import numpy as np
 import tensorflow as tf
 
-from vsearch import flow
 from vsearch.errors import UserError
+from vsearch.nn import flow
 
 _AUTOTUNE = tf.data.AUTOTUNE
 
@@ -63,7 +65,7 @@ class ClipSpec:
     frame_stride: distance between sampled frames, in source frames.
     resolution: side of the square frames, in pixels.
     stream: 'rgb' (the frames) or 'flow' (their optical flow, 2 channels,
-      ``vsearch.flow.clip_flow``), for two-stream models such as EvaNet's.
+      ``vsearch.nn.flow.clip_flow``), for two-stream models such as EvaNet's.
     extra_inputs: further model inputs of an 'rgb' clip, from
       ``EXTRA_INPUTS``: 'flow' (its optical flow) and 'objects' (per-frame
       segmentation maps). Non-empty makes batches dicts keyed by input name.
@@ -350,7 +352,7 @@ def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
     A dataset of ``(clips float32 [B, T, R, R, 3] in [-1, 1], labels int32
     [B])`` (labels [B, C] for multi-hot labels); B is static in training and
     may be smaller in the last evaluation batch. A 'flow' spec gives
-    ``vsearch.flow.clip_flow`` of those clips instead, [B, T, R, R, 2]. A
+    ``vsearch.nn.flow.clip_flow`` of those clips instead, [B, T, R, R, 2]. A
     spec with ``extra_inputs`` gives a dict ``{"clips": ..., "flow": [B, T,
     R, R, 2], "objects": [B, T, R, R, object_classes]}`` in place of the
     clips.
@@ -393,3 +395,28 @@ def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
   clips = clips.map(lambda inputs, labels: _model_inputs(inputs, labels, spec),
                     num_parallel_calls=_AUTOTUNE)
   return clips.prefetch(_AUTOTUNE)
+
+
+def take_clips(dataset: tf.data.Dataset, limit: int
+               ) -> tuple[Union[np.ndarray, dict[str, np.ndarray]], np.ndarray]:
+  """Up to ``limit`` clips and labels of a batched dataset, as arrays.
+
+  Batches whose inputs are a dict ``{input_name: tensor}`` (a model of
+  several inputs) give a dict of arrays, each cut to the same clips.
+  """
+  clips, labels, count = [], [], 0
+  for batch_clips, batch_labels in dataset:
+    if isinstance(batch_clips, Mapping):
+      clips.append({name: value.numpy() for name, value in batch_clips.items()})
+    else:
+      clips.append(batch_clips.numpy())
+    labels.append(batch_labels.numpy())
+    count += len(labels[-1])
+    if count >= limit:
+      break
+  if clips and isinstance(clips[0], dict):
+    joined = {name: np.concatenate([c[name] for c in clips])[:limit]
+              for name in clips[0]}
+  else:
+    joined = np.concatenate(clips)[:limit]
+  return joined, np.concatenate(labels)[:limit]

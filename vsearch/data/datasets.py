@@ -18,8 +18,7 @@ import gin
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from vsearch.data import synthetic_motion
-from vsearch.data import video_folder
+from vsearch.data import synthetic_motion, video_folder
 from vsearch.errors import UserError
 
 SYNTHETIC = "synthetic_motion"
@@ -130,7 +129,7 @@ def _prepare(builder: tfds.core.DatasetBuilder, name: str,
                     f"load_dataset.download is False; {advice}.")
   try:
     builder.download_and_prepare()
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     # Any failure here (no network, a bad archive, a full disk) leaves the
     # user with the same remedy, so it is reported as one line.
     reason = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -20,9 +20,9 @@ with sigmoid cross-entropy and mean average precision.
 who convert their own clips.
 """
 
-from collections.abc import Iterable, Sequence
 import os
 import sys
+from collections.abc import Iterable, Sequence
 
 import gin
 import numpy as np
@@ -116,7 +116,7 @@ def _check_file(path: str, num_classes: int) -> None:
   example = tf.train.SequenceExample()
   try:
     example.ParseFromString(first.numpy())
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     # protobuf raises its own DecodeError, whose type differs by backend.
     raise UserError(f"The first record of {path} is not a SequenceExample "
                     f"({type(e).__name__}); the files must hold Model Garden "

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from vsearch import progress
-from vsearch.errors import UserError
+from vsearch.errors import UserError, VideoDecodeError
 
 NAME = "video_folder"
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mov")
@@ -50,8 +50,6 @@ _REPORT_EVERY_S = 5.0
 _CODECS = {".mp4": "mpeg4", ".avi": "mpeg4", ".mov": "mpeg4", ".webm": "libvpx"}
 
 
-class VideoDecodeError(Exception):
-  """A file could not be decoded; the message says why."""
 
 
 def decode_video(path: str, resolution: int = 0, max_frames: int = 0,

@@ -1,65 +1,15 @@
-"""Search methods. Each method is one module holding its genome, search space,
-random sampling, mutation and Keras builder, so a method is one file to read.
+"""Search methods: one package per method, and what they share.
 
-The search loop only talks to a method through the ``Method`` protocol below:
-it never looks inside a genome, and a method never trains or records anything
-(the split Keras Tuner makes between its Oracle and its Tuner).
+* ``base``: the ``Method`` protocol the search loop talks to, ``Source``
+  (a genome with its method) and sampling helpers.
+* ``checks``: the field checks every genome runs on what it reads.
+* ``tvn/``, ``evanet/``, ``assemblenet/``: a method each, everything only
+  it uses inside (genome, search space and mutation, builder, zoo, and its
+  own layers and procedures).
+* ``registry``: the one list of methods; ``zoo`` (published architectures
+  by name) and ``genome_source`` (a launcher's genome from a file, a record
+  or the zoo) find methods through it.
+
+Method packages import ``base``, ``checks`` and the layers below
+(``nn``, ``data``, ``train``, ``deploy``), never each other.
 """
-
-from typing import Any, Protocol
-
-import numpy as np
-
-from vsearch.data.clips import ClipSpec
-
-
-class Genome(Protocol):
-  """A candidate architecture: immutable, validated, JSON-serialisable."""
-
-  def to_dict(self) -> dict[str, Any]:
-    """A JSON-compatible dict that ``Method.genome_from_dict`` reads back."""
-
-
-class Method(Protocol):
-  """What the search loop needs from a search method."""
-
-  name: str
-
-  def sample(self, rng: np.random.Generator) -> Genome:
-    """Draws a random genome from the search space."""
-
-  def mutate(self, genome: Genome, rng: np.random.Generator,
-             progress: float) -> tuple[Genome, str]:
-    """Returns a valid child that differs from ``genome`` and what changed.
-
-    Args:
-      genome: the parent.
-      rng: the only source of randomness.
-      progress: fraction of the search done, in [0, 1]; methods that mutate
-        more early than late (EvaNet) read it.
-    """
-
-  def genome_from_dict(self, data: dict[str, Any]) -> Genome:
-    """Reads a genome written by ``Genome.to_dict``; raises InvalidGenomeError."""
-
-  def clip_spec(self, genome: Genome) -> ClipSpec:
-    """The clips the genome's model reads."""
-
-  def build(self, genome: Genome, num_classes: int):
-    """The Keras model: clips (B, T, H, W, 3) float32 -> logits (B, classes)."""
-
-
-class LearningGuidedMethod(Method, Protocol):
-  """A method whose mutations read what the parent's training learned.
-
-  AssembleNet mutates a child from its parent's learned connection weights.
-  The search stores ``learned_state`` in each record's ``learned`` field and
-  passes the parent's to ``mutate``.
-  """
-
-  def learned_state(self, genome: Genome, model) -> dict[str, Any]:
-    """JSON-compatible facts about the trained ``model`` of ``genome``."""
-
-  def mutate(self, genome: Genome, rng: np.random.Generator, progress: float,
-             learned: dict[str, Any] | None = None) -> tuple[Genome, str]:
-    """As ``Method.mutate``, given the parent's ``learned_state`` (None if unknown)."""

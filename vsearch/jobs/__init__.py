@@ -1,0 +1,1 @@
+"""Whole procedures a launcher runs, built from the layers below: export and QAT."""

@@ -1,0 +1,29 @@
+"""AssembleNet and AssembleNet++ (arXiv:1905.13209, 2008.08072): one folder, one method.
+
+* ``genome``: the multi-stream graph (``Genome`` of ``Stem``s and ``Block``s)
+  and its rules.
+* ``method``: the search space (``AssembleNetSearchSpace``) and
+  ``AssembleNetMethod`` (sampling, connection-learning-guided mutation).
+* ``graph``: node insertion, removal and pruning.
+* ``model``: the Keras builder, with connection weights, peer-attention and
+  representation flow as layers.
+* ``one_shot``: the release's one-shot connection search.
+* ``zoo``: AssembleNet-50/101 and AssembleNet++-50 as published.
+"""
+
+from vsearch.methods.assemblenet import one_shot, zoo
+from vsearch.methods.assemblenet.genome import DEPTHS, Block, Genome, Stem
+from vsearch.methods.assemblenet.method import AssembleNetMethod, AssembleNetSearchSpace
+from vsearch.methods.assemblenet.model import (
+                                               build_model,
+                                               flow_cost,
+                                               learned_connection_weights,
+                                               live_nodes,
+)
+from vsearch.methods.assemblenet.one_shot import one_shot_genome, over_connected
+
+METHOD = AssembleNetMethod
+
+__all__ = ["DEPTHS", "METHOD", "AssembleNetMethod", "AssembleNetSearchSpace", "Block", "Genome",
+           "Stem", "build_model", "flow_cost", "learned_connection_weights", "live_nodes",
+           "one_shot", "one_shot_genome", "over_connected", "zoo"]

@@ -1,0 +1,147 @@
+"""iTGM: the inflated Temporal Gaussian Mixture convolution of EvaNet.
+
+An iTGM conv is a 3-D convolution whose (L, k, k) kernel is synthesized from
+far fewer parameters (reference §1.4): a spatial kernel S (k, k, C_in, C_out)
+times, for every (input, output) channel pair, a temporal profile over the L
+taps that is a learned mixture of M Cauchy-shaped curves:
+
+* M curves with learned centres μ_m = (L - 1)(tanh(c_m) + 1) / 2 in [0, L-1]
+  and widths γ_m = exp(1.5 - 2|tanh(g_m)|) in [e^-0.5, e^1.5], shared by all
+  channel pairs; curve m is b_m(t) = 1 / (π γ_m ((t - μ_m) / γ_m)² + 1),
+  normalised to sum to 1 over t (the public code found this Cauchy shape to
+  converge faster than a Gaussian);
+* per pair, mixing weights softmax(A[c_in, c_out, :]) over the M curves.
+
+So the layer has k²·C_in·C_out + M·C_in·C_out + 2M parameters whatever L is:
+a long temporal kernel costs no more parameters than a short one (its
+compute is that of a dense L×k×k conv). Evolution favoured it for long
+kernels.
+
+At export the kernel is synthesized once and the layer becomes a plain
+``Conv3D`` with identical outputs (``to_conv3d``, ``synthesize_itgm``), so
+converters and quantizers see an ordinary conv.
+"""
+
+import math
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from vsearch.methods.evanet import conv3d as conv3d_lib
+
+DEFAULT_MIXTURES = 4
+
+
+@tf.keras.utils.register_keras_serializable(package="vsearch")
+class ITGMConv3D(tf.keras.layers.Layer):
+  """A 3-D conv (SAME, no bias) with an iTGM-synthesized kernel.
+
+  Args:
+    filters: output channels.
+    kernel_size: (L, k_h, k_w); L is the temporal length.
+    strides: (t, h, w) strides.
+    num_mixtures: M, the Cauchy curves mixed into each temporal profile.
+  """
+
+  def __init__(self, filters: int, kernel_size: Sequence[int],
+               strides: Sequence[int] = (1, 1, 1),
+               num_mixtures: int = DEFAULT_MIXTURES, **kwargs):
+    super().__init__(**kwargs)
+    self.filters = int(filters)
+    self.kernel_size = tuple(int(k) for k in kernel_size)
+    self.strides = tuple(int(s) for s in strides)
+    self.num_mixtures = int(num_mixtures)
+    if len(self.kernel_size) != 3 or len(self.strides) != 3:
+      raise ValueError("ITGMConv3D needs a 3-D kernel_size and strides, got "
+                       f"{kernel_size} and {strides}")
+
+  def build(self, input_shape):
+    channels_in = int(input_shape[-1])
+    _, k_h, k_w = self.kernel_size
+    mixtures = self.num_mixtures
+    # He-normal over the spatial fan-in: the temporal profile sums to 1,
+    # so the synthesized kernel keeps a spatial conv's scale.
+    self.spatial_kernel = self.add_weight(
+        name="spatial_kernel", shape=(k_h, k_w, channels_in, self.filters),
+        initializer=tf.keras.initializers.HeNormal())
+    self.raw_centers = self.add_weight(
+        name="raw_centers", shape=(mixtures,),
+        initializer=tf.keras.initializers.RandomNormal(stddev=0.5))
+    self.raw_widths = self.add_weight(
+        name="raw_widths", shape=(mixtures,),
+        initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
+    self.mixing_logits = self.add_weight(
+        name="mixing_logits", shape=(channels_in, self.filters, mixtures),
+        initializer=tf.keras.initializers.TruncatedNormal(stddev=1.0))
+
+  def temporal_curves(self) -> tf.Tensor:
+    """The M normalised Cauchy curves over the L taps: (M, L)."""
+    length = self.kernel_size[0]
+    taps = tf.range(length, dtype=self.raw_centers.dtype)
+    centers = (length - 1) * (tf.tanh(self.raw_centers) + 1.0) / 2.0
+    widths = tf.exp(1.5 - 2.0 * tf.abs(tf.tanh(self.raw_widths)))
+    scaled = (taps[None, :] - centers[:, None]) / widths[:, None]
+    curves = 1.0 / (math.pi * widths[:, None] * tf.square(scaled) + 1.0)
+    return curves / tf.reduce_sum(curves, axis=1, keepdims=True)
+
+  def temporal_profiles(self) -> tf.Tensor:
+    """Each channel pair's profile over time: (L, C_in, C_out)."""
+    weights = tf.nn.softmax(self.mixing_logits, axis=-1)  # (C_in, C_out, M)
+    return tf.einsum("iom,ml->lio", weights, self.temporal_curves())
+
+  def kernel(self) -> tf.Tensor:
+    """The synthesized Conv3D kernel: (L, k_h, k_w, C_in, C_out)."""
+    return (self.spatial_kernel[None, :, :, :, :]
+            * self.temporal_profiles()[:, None, None, :, :])
+
+  def call(self, inputs):
+    return conv3d_lib.conv3d(inputs, tf.cast(self.kernel(), inputs.dtype),
+                             self.strides)
+
+  def compute_output_shape(self, input_shape):
+    sizes = [None if d is None else math.ceil(d / s)
+             for d, s in zip(input_shape[1:4], self.strides)]
+    return (input_shape[0], *sizes, self.filters)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(filters=self.filters, kernel_size=list(self.kernel_size),
+                  strides=list(self.strides), num_mixtures=self.num_mixtures)
+    return config
+
+  def to_conv3d(self) -> tf.keras.layers.Conv3D:
+    """A built ``Conv3D`` of the same name holding the synthesized kernel."""
+    kernel = self.kernel()
+    conv = tf.keras.layers.Conv3D(
+        self.filters, self.kernel_size, strides=self.strides, padding="same",
+        use_bias=False, name=self.name)
+    conv.build((None, None, None, None, int(kernel.shape[3])))
+    conv.set_weights([kernel.numpy()])
+    return conv
+
+
+def synthesize_itgm(model: tf.keras.Model) -> tf.keras.Model:
+  """A copy of ``model`` with every iTGM layer replaced by its plain Conv3D.
+
+  ``SpaceTimeConv3D`` layers become Keras ``Conv3D`` too. The copy computes
+  the same function (up to float rounding) and holds the same weights
+  everywhere else; it no longer needs these custom layers to load.
+  """
+  replaced = {}
+
+  def clone(layer):
+    if isinstance(layer, (ITGMConv3D, conv3d_lib.SpaceTimeConv3D)):
+      replaced[layer.name] = layer
+      return tf.keras.layers.Conv3D(
+          layer.filters, layer.kernel_size, strides=layer.strides,
+          padding="same", use_bias=False, name=layer.name)
+    return layer.__class__.from_config(layer.get_config())
+
+  copy = tf.keras.models.clone_model(model, clone_function=clone)
+  for layer in copy.layers:
+    original = model.get_layer(layer.name)
+    if isinstance(replaced.get(layer.name), ITGMConv3D):
+      layer.set_weights([original.kernel().numpy()])
+    else:
+      layer.set_weights(original.get_weights())
+  return copy

@@ -1,0 +1,90 @@
+"""A candidate's record: what a search knows about one finished candidate.
+
+Records are the search's file format. The search writes them
+(``vsearch.search.store``), the report reads them, launchers take genomes from
+them (``--candidate``) and EvaNet's ensemble picks its members from them, so
+the type lives here, below every layer that reads it.
+"""
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Optional
+
+RECORD_FORMAT = 1
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_OVER_LIMIT = "over_limit"  # measured, broke a limit, never trained
+
+
+def format_id(index: int) -> str:
+  """The id of the candidate with this index: zero-padded, so ids sort."""
+  return f"{index:06d}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+  """What is known about one finished candidate.
+
+  Attributes:
+    id: the candidate's id (``format_id`` of its index in the search).
+    method: the search method's name, e.g. ``"tvn"``.
+    genome: the genome as written by ``Genome.to_dict``.
+    status: ``"ok"``; ``"failed"`` with ``reason`` set; or ``"over_limit"``
+      (measured untrained, broke a runtime or parameter limit, not trained).
+    parent: the parent's id; None for randomly sampled candidates.
+    mutation: what changed from the parent (``"random"`` when sampled).
+    metrics: what evaluation measured (accuracy, loss, parameters, ...).
+    fitness: the number selection compares; None when the candidate failed.
+    reason: why the candidate failed; None when it did not.
+    seed: the seed of the candidate's randomness (sampling and training).
+    timings: wall-clock seconds by phase (build, train, evaluate, total).
+    worker: which process wrote the record.
+    finished_at: when the record was written (ISO 8601, UTC).
+    learned: what the method read from the trained model for later
+      mutations (AssembleNet's learned connection weights); empty otherwise.
+  """
+
+  id: str
+  method: str
+  genome: dict[str, Any]
+  status: str
+  parent: Optional[str] = None
+  mutation: str = "random"
+  metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+  fitness: Optional[float] = None
+  reason: Optional[str] = None
+  seed: int = 0
+  timings: dict[str, float] = dataclasses.field(default_factory=dict)
+  worker: str = ""
+  finished_at: str = ""
+  learned: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def index(self) -> int:
+    return int(self.id)
+
+  @property
+  def ok(self) -> bool:
+    return self.status == STATUS_OK and self.fitness is not None
+
+  def to_dict(self) -> dict[str, Any]:
+    return {"format": RECORD_FORMAT, **dataclasses.asdict(self)}
+
+  @classmethod
+  def from_dict(cls, data: dict[str, Any]) -> "Record":
+    """Reads a record; raises ValueError when it is not one."""
+    if not isinstance(data, dict):
+      raise ValueError("a record must be a JSON object")
+    names = {f.name for f in dataclasses.fields(cls)}
+    missing = {"id", "method", "genome", "status"} - data.keys()
+    if missing:
+      raise ValueError(f"missing fields {sorted(missing)}")
+    # Unknown keys come from newer formats: keep reading what is understood.
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def best_record(records: Sequence[Record]) -> Optional[Record]:
+  """The fittest successful record (the earliest among equals), or None."""
+  ok = [r for r in records if r.ok]
+  return max(ok, key=lambda r: (r.fitness, -r.index)) if ok else None
