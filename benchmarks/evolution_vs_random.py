@@ -36,13 +36,13 @@ INITIAL = 8
 
 # variant -> its gin file.
 VARIANTS = {
-    "accuracy": "gin/bench/evolution_vs_random.gin",
-    "latency": "gin/bench/evolution_vs_random_latency.gin",
+  "accuracy": "gin/bench/evolution_vs_random.gin",
+  "latency": "gin/bench/evolution_vs_random_latency.gin",
 }
 # selection -> the bindings that choose it.
 SELECTIONS = {
-    "evolution": [],
-    "random": ["Search.evolution = @RandomSearch()"],
+  "evolution": [],
+  "random": ["Search.evolution = @RandomSearch()"],
 }
 
 
@@ -52,9 +52,11 @@ def _workdir(root: str, variant: str, selection: str, seed: int) -> str:
 
 def _prepare_data(gin_file: str, data_dir: str) -> None:
   """Generates the dataset once, before parallel searches would race to."""
-  code = ("from launch import common; common.quiet_tensorflow(False); "
-          f"common.parse_gin([{gin_file!r}], [\"load_dataset.data_dir = {data_dir!r}\"]); "
-          "from vsearch.data import datasets; datasets.load_dataset()")
+  code = (
+    "from launch import common; common.quiet_tensorflow(False); "
+    f'common.parse_gin([{gin_file!r}], ["load_dataset.data_dir = {data_dir!r}"]); '
+    "from vsearch.data import datasets; datasets.load_dataset()"
+  )
   subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
@@ -68,10 +70,15 @@ def run_searches(root: str, variants, seeds, parallel: int) -> None:
       for selection, bindings in SELECTIONS.items():
         workdir = _workdir(root, variant, selection, seed)
         os.makedirs(workdir, exist_ok=True)
-        command = [sys.executable, "-m", "launch.search", f"--workdir={workdir}",
-                   f"--gin_file={VARIANTS[variant]}",
-                   f"--gin_bindings=load_dataset.data_dir = '{data_dir}'",
-                   f"--gin_bindings=Search.seed = {seed}"]
+        command = [
+          sys.executable,
+          "-m",
+          "launch.search",
+          f"--workdir={workdir}",
+          f"--gin_file={VARIANTS[variant]}",
+          f"--gin_bindings=load_dataset.data_dir = '{data_dir}'",
+          f"--gin_bindings=Search.seed = {seed}",
+        ]
         command += [f"--gin_bindings={b}" for b in bindings]
         jobs.append((workdir, command))
   running = []
@@ -80,8 +87,9 @@ def run_searches(root: str, variants, seeds, parallel: int) -> None:
       workdir, command = jobs.pop(0)
       log = open(workdir + ".log", "a")
       print(f"start {workdir}", flush=True)
-      running.append((workdir, subprocess.Popen(command, cwd=REPO, stdout=log,
-                                                stderr=subprocess.STDOUT), log))
+      running.append(
+        (workdir, subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT), log)
+      )
     time.sleep(2)
     for job in list(running):
       workdir, process, log = job
@@ -94,6 +102,7 @@ def run_searches(root: str, variants, seeds, parallel: int) -> None:
 def _curves(root: str, variant: str, seeds) -> tuple[dict, dict]:
   """Per selection and seed: best fitness so far after each candidate, and the records."""
   from vsearch.report import analysis, load
+
   curves, records = {}, {}
   for selection in SELECTIONS:
     for seed in seeds:
@@ -111,8 +120,11 @@ def later_candidates(records: dict) -> str:
   later candidates and how many of them beat the initial population's best
   say whether selection sent the search to a better region.
   """
-  lines = ["| selection | seed | later candidates | failed or over limit | mean fitness | "
-           "beat the initial best |", "|---|---|---|---|---|---|"]
+  lines = [
+    "| selection | seed | later candidates | failed or over limit | mean fitness | "
+    "beat the initial best |",
+    "|---|---|---|---|---|---|",
+  ]
   for selection, by_seed in records.items():
     for seed, recs in sorted(by_seed.items()):
       initial = [r.fitness for r in recs if r.index < INITIAL and r.ok]
@@ -121,8 +133,10 @@ def later_candidates(records: dict) -> str:
       if not later or not initial:
         continue
       mean = statistics.mean(fitnesses) if fitnesses else None
-      lines.append(f"| {selection} | {seed} | {len(later)} | {sum(not r.ok for r in later)} | "
-                   f"{_fmt(mean)} | {sum(f > max(initial) for f in fitnesses)} |")
+      lines.append(
+        f"| {selection} | {seed} | {len(later)} | {sum(not r.ok for r in later)} | "
+        f"{_fmt(mean)} | {sum(f > max(initial) for f in fitnesses)} |"
+      )
   return "\n".join(lines)
 
 
@@ -137,12 +151,15 @@ def _fmt(value) -> str:
 
 def table(curves: dict[str, dict[int, list]], checkpoints) -> str:
   """Markdown: best fitness after n candidates, per seed and the median over seeds."""
-  lines = ["| selection | seed | " + " | ".join(f"best after {n}" for n in checkpoints) + " |",
-           "|---|---|" + "---|" * len(checkpoints)]
+  lines = [
+    "| selection | seed | " + " | ".join(f"best after {n}" for n in checkpoints) + " |",
+    "|---|---|" + "---|" * len(checkpoints),
+  ]
   for selection, by_seed in curves.items():
     for seed, curve in sorted(by_seed.items()):
-      lines.append(f"| {selection} | {seed} | "
-                   + " | ".join(_fmt(_at(curve, n)) for n in checkpoints) + " |")
+      lines.append(
+        f"| {selection} | {seed} | " + " | ".join(_fmt(_at(curve, n)) for n in checkpoints) + " |"
+      )
     medians = []
     for n in checkpoints:
       values = [_at(c, n) for c in by_seed.values()]
@@ -155,14 +172,19 @@ def table(curves: dict[str, dict[int, list]], checkpoints) -> str:
       ends = [_at(curves[s][seed], checkpoints[-1]) for s in ("evolution", "random")]
       if None not in ends:
         gaps.append(ends[0] - ends[1])
-        lines.append(f"| evolution − random | {seed} | " + " | ".join(
-            _fmt(_diff(curves, seed, n)) for n in checkpoints) + " |")
+        lines.append(
+          f"| evolution − random | {seed} | "
+          + " | ".join(_fmt(_diff(curves, seed, n)) for n in checkpoints)
+          + " |"
+        )
     if gaps:
-      lines.append(f"\nEvolution minus random after {checkpoints[-1]} candidates: "
-                   f"{', '.join(f'{g:+.3f}' for g in gaps)} (seeds {seeds}); median "
-                   f"{statistics.median(gaps):+.3f}; evolution ahead on "
-                   f"{sum(g > 0 for g in gaps)} of {len(gaps)} seeds, tied on "
-                   f"{sum(g == 0 for g in gaps)}.")
+      lines.append(
+        f"\nEvolution minus random after {checkpoints[-1]} candidates: "
+        f"{', '.join(f'{g:+.3f}' for g in gaps)} (seeds {seeds}); median "
+        f"{statistics.median(gaps):+.3f}; evolution ahead on "
+        f"{sum(g > 0 for g in gaps)} of {len(gaps)} seeds, tied on "
+        f"{sum(g == 0 for g in gaps)}."
+      )
   return "\n".join(lines)
 
 
@@ -174,8 +196,10 @@ def _diff(curves, seed, n):
 def plot(curves: dict[str, dict[int, list]], path: str, title: str) -> None:
   """Best fitness so far against candidates: thin lines per seed, thick the median."""
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   colors = {"evolution": "#d62728", "random": "#1f77b4"}
   # Evolution dashed and on top: where the medians coincide both stay visible.
   styles = {"evolution": "--", "random": "-"}
@@ -183,16 +207,31 @@ def plot(curves: dict[str, dict[int, list]], path: str, title: str) -> None:
   for selection, by_seed in sorted(curves.items(), key=lambda item: item[0] == "evolution"):
     for curve in by_seed.values():
       xs = [i + 1 for i, y in enumerate(curve) if y is not None]
-      ax.step(xs, [y for y in curve if y is not None], where="post",
-              color=colors.get(selection), alpha=0.35, linewidth=1)
+      ax.step(
+        xs,
+        [y for y in curve if y is not None],
+        where="post",
+        color=colors.get(selection),
+        alpha=0.35,
+        linewidth=1,
+      )
     length = min(len(c) for c in by_seed.values())
-    median = [statistics.median(c[i] for c in by_seed.values())
-              if all(c[i] is not None for c in by_seed.values()) else None
-              for i in range(length)]
+    median = [
+      statistics.median(c[i] for c in by_seed.values())
+      if all(c[i] is not None for c in by_seed.values())
+      else None
+      for i in range(length)
+    ]
     xs = [i + 1 for i, y in enumerate(median) if y is not None]
-    ax.step(xs, [y for y in median if y is not None], where="post", color=colors.get(selection),
-            linewidth=2.5, linestyle=styles.get(selection, "-"),
-            label=f"{selection} (median of {len(by_seed)} seeds)")
+    ax.step(
+      xs,
+      [y for y in median if y is not None],
+      where="post",
+      color=colors.get(selection),
+      linewidth=2.5,
+      linestyle=styles.get(selection, "-"),
+      label=f"{selection} (median of {len(by_seed)} seeds)",
+    )
   ax.plot([], [], color="#999999", linewidth=1, label="one seed (thin)")
   ax.set_xlabel("candidates evaluated")
   ax.set_ylabel("best fitness so far")
@@ -207,8 +246,9 @@ def plot(curves: dict[str, dict[int, list]], path: str, title: str) -> None:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--root", default=os.path.join(REPO, "workdirs", "evolution_vs_random"))
-  parser.add_argument("--variants", default="accuracy",
-                      help=f"comma-separated, of {sorted(VARIANTS)}")
+  parser.add_argument(
+    "--variants", default="accuracy", help=f"comma-separated, of {sorted(VARIANTS)}"
+  )
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--parallel", type=int, default=2)
   parser.add_argument("--analyze_only", action="store_true")
@@ -230,8 +270,10 @@ def main():
       continue
     longest = max(len(c) for by_seed in curves.values() for c in by_seed.values())
     checkpoints = [n for n in (8, 12, 16, 20, 24, 32, 48) if n < longest] + [longest]
-    print(f"\n## {variant} ({VARIANTS[variant]})\n\n{table(curves, checkpoints)}\n\n"
-          f"{later_candidates(records)}")
+    print(
+      f"\n## {variant} ({VARIANTS[variant]})\n\n{table(curves, checkpoints)}\n\n"
+      f"{later_candidates(records)}"
+    )
     path = args.plot or os.path.join(args.root, f"{variant}.png")
     plot(curves, path, f"Evolution vs random search ({variant})")
     print(f"\nplot: {path}")

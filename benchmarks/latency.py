@@ -39,14 +39,16 @@ THREADS = (1, 2)
 def _calibration_clips(genome, count: int) -> np.ndarray:
   """Synthetic-motion clips at the model's input size, in [-1, 1]."""
   rng = np.random.default_rng(0)
-  clips = [synthetic_motion.render_clip(rng, rng.uniform(0, 2 * np.pi),
-                                        genome.num_frames, genome.resolution)
-           for _ in range(count)]
+  clips = [
+    synthetic_motion.render_clip(
+      rng, rng.uniform(0, 2 * np.pi), genome.num_frames, genome.resolution
+    )
+    for _ in range(count)
+  ]
   return np.stack(clips).astype(np.float32) / 127.5 - 1.0
 
 
-def _keras_latency_ms(model, clip: np.ndarray, warmup: int,
-                      runs: int) -> tuple[float, float]:
+def _keras_latency_ms(model, clip: np.ndarray, warmup: int, runs: int) -> tuple[float, float]:
   """Median and minimum of warm batch-1 calls, in ms."""
   infer = tf.function(lambda x: model(x, training=False))
   x = tf.constant(clip[None])
@@ -66,9 +68,13 @@ def measure(name: str, args) -> dict:
   genome = zoo.genome(name)
   model = zoo.build(name, args.num_classes)
   clips = _calibration_clips(genome, args.calibration_clips)
-  row = {"name": name, "frames": genome.num_frames,
-         "resolution": genome.resolution, "params": model.count_params(),
-         "flops": cost.count_flops(model)}
+  row = {
+    "name": name,
+    "frames": genome.num_frames,
+    "resolution": genome.resolution,
+    "params": model.count_params(),
+    "flops": cost.count_flops(model),
+  }
   for fmt in quantize.FORMATS:
     start = time.perf_counter()
     converted = quantize.to_tflite(model, fmt, clips)
@@ -77,13 +83,16 @@ def measure(name: str, args) -> dict:
       row["fully_int8"] = converted.fully_int8
       row["float_ops"] = converted.summary()["float_ops"]
     for threads in THREADS:
-      settings = latency.LatencySettings(threads=threads, use_xnnpack=True,
-                                         warmup=args.warmup, runs=args.runs)
+      settings = latency.LatencySettings(
+        threads=threads, use_xnnpack=True, warmup=args.warmup, runs=args.runs
+      )
       measured = latency.measure_latency(converted, settings)
       row[f"{fmt}_{threads}t"] = measured.to_dict()
-      print(f"  {name} {fmt} {threads} thread(s): {measured.median_ms:.1f} ms "
-            f"(p10 {measured.p10_ms:.1f}, p90 {measured.p90_ms:.1f})",
-            flush=True)
+      print(
+        f"  {name} {fmt} {threads} thread(s): {measured.median_ms:.1f} ms "
+        f"(p10 {measured.p10_ms:.1f}, p90 {measured.p90_ms:.1f})",
+        flush=True,
+      )
   row["keras_ms"] = _keras_latency_ms(model, clips[0], args.warmup, args.runs)
   print(f"  {name} keras: {row['keras_ms'][0]:.1f} ms", flush=True)
   return row
@@ -92,28 +101,34 @@ def measure(name: str, args) -> dict:
 def table(rows: list[dict]) -> str:
   """The markdown table of ``rows``."""
   lines = [
-      "| model | input T×H² | params | GFLOPs | fully int8 | float 1T | "
-      "float 2T | int8 1T | int8 2T | Keras TF | paper CPU |",
-      "|---|---|---|---|---|---|---|---|---|---|---|"]
+    "| model | input T×H² | params | GFLOPs | fully int8 | float 1T | "
+    "float 2T | int8 1T | int8 2T | Keras TF | paper CPU |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+  ]
   for r in rows:
-    cells = [r["name"], f"{r['frames']}×{r['resolution']}²",
-             f"{r['params'] / 1e6:.1f} M", f"{r['flops'] / 1e9:.2f}",
-             "yes" if r["fully_int8"] else "no: " + ", ".join(r["float_ops"])]
-    cells += [f"{r[f'{fmt}_{t}t']['median_ms']:.0f} "
-              f"({r[f'{fmt}_{t}t']['min_ms']:.0f})"
-              for fmt in (quantize.FLOAT, quantize.INT8) for t in THREADS]
-    cells += [f"{r['keras_ms'][0]:.0f} ({r['keras_ms'][1]:.0f})",
-              PAPER_CPU_MS.get(r["name"], "–")]
+    cells = [
+      r["name"],
+      f"{r['frames']}×{r['resolution']}²",
+      f"{r['params'] / 1e6:.1f} M",
+      f"{r['flops'] / 1e9:.2f}",
+      "yes" if r["fully_int8"] else "no: " + ", ".join(r["float_ops"]),
+    ]
+    cells += [
+      f"{r[f'{fmt}_{t}t']['median_ms']:.0f} ({r[f'{fmt}_{t}t']['min_ms']:.0f})"
+      for fmt in (quantize.FLOAT, quantize.INT8)
+      for t in THREADS
+    ]
+    cells += [f"{r['keras_ms'][0]:.0f} ({r['keras_ms'][1]:.0f})", PAPER_CPU_MS.get(r["name"], "–")]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--names", default="tvn1,tvn2,tvn3,tvn4,tvn_mobile1,"
-                      "tvn_mobile2")
-  parser.add_argument("--num_classes", type=int, default=400,
-                      help="width of the head (Kinetics-400 by default)")
+  parser.add_argument("--names", default="tvn1,tvn2,tvn3,tvn4,tvn_mobile1,tvn_mobile2")
+  parser.add_argument(
+    "--num_classes", type=int, default=400, help="width of the head (Kinetics-400 by default)"
+  )
   parser.add_argument("--calibration_clips", type=int, default=8)
   parser.add_argument("--warmup", type=int, default=5)
   parser.add_argument("--runs", type=int, default=30)
@@ -125,12 +140,14 @@ def main():
     print(f"{name}: converting and measuring ...", flush=True)
     rows.append(measure(name, args))
   host = rows[0]["int8_1t"]["host"]
-  print(f"\nms per clip, median (min) of {args.runs} runs after {args.warmup} "
-        f"warm-up, batch 1, {args.num_classes} classes, XNNPACK on; LiteRT "
-        f"{host['litert']}, {host['cpu']}, {host['cpu_count']} usable cores, "
-        f"AVX2 {host['avx2']}, AVX-512 VNNI {host['avx512_vnni']}, AVX-VNNI "
-        f"{host['avx_vnni']}; 1-min load average {load_start:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end\n")
+  print(
+    f"\nms per clip, median (min) of {args.runs} runs after {args.warmup} "
+    f"warm-up, batch 1, {args.num_classes} classes, XNNPACK on; LiteRT "
+    f"{host['litert']}, {host['cpu']}, {host['cpu_count']} usable cores, "
+    f"AVX2 {host['avx2']}, AVX-512 VNNI {host['avx512_vnni']}, AVX-VNNI "
+    f"{host['avx_vnni']}; 1-min load average {load_start:.1f} at the start, "
+    f"{os.getloadavg()[0]:.1f} at the end\n"
+  )
   print(table(rows))
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:

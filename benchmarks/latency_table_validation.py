@@ -45,19 +45,27 @@ from vsearch.methods.tvn import TvnMethod, TvnSearchSpace, latency_table
 # widths capped at 128 x 4 and every spatial op striding, so 50 genomes
 # convert and run in minutes on 2 CPU cores. The zoo TVNs add the full widths.
 REAL_SCALE = dict(
-    resolutions=(128, 160, 224), frame_counts=(2, 4, 8), min_blocks=2,
-    max_blocks=5, spatial_kernels=(1, 2, 3, 4, 5), spatial_strides=(2, 3, 4),
-    temporal_kernels=(1, 2, 3), temporal_strides=(1, 2), repeats=(1, 2, 3),
-    filters=(16, 32, 64, 128), expands=(1, 2, 4),
-    squeeze_ratios=(0.0, 0.25, 0.5), inverted_bottlenecks=(False, True),
-    activations=("relu", "hswish"))
+  resolutions=(128, 160, 224),
+  frame_counts=(2, 4, 8),
+  min_blocks=2,
+  max_blocks=5,
+  spatial_kernels=(1, 2, 3, 4, 5),
+  spatial_strides=(2, 3, 4),
+  temporal_kernels=(1, 2, 3),
+  temporal_strides=(1, 2),
+  repeats=(1, 2, 3),
+  filters=(16, 32, 64, 128),
+  expands=(1, 2, 4),
+  squeeze_ratios=(0.0, 0.25, 0.5),
+  inverted_bottlenecks=(False, True),
+  activations=("relu", "hswish"),
+)
 
 
 def smoke_space() -> TvnSearchSpace:
   gin.clear_config()
   gin.add_config_file_search_path(ROOT)
-  gin.parse_config_files_and_bindings(
-      [os.path.join(ROOT, "gin", "tvn", "smoke.gin")], [])
+  gin.parse_config_files_and_bindings([os.path.join(ROOT, "gin", "tvn", "smoke.gin")], [])
   space = TvnSearchSpace()
   gin.clear_config()
   return space
@@ -67,57 +75,90 @@ def load_average() -> str:
   return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_suite(name: str, space: TvnSearchSpace, num_classes: int,
-              num_genomes: int, seed: int, with_zoo: bool, out: str,
-              rounds: int, runs: int, num_fit_genomes: int = 8) -> dict:
+def run_suite(
+  name: str,
+  space: TvnSearchSpace,
+  num_classes: int,
+  num_genomes: int,
+  seed: int,
+  with_zoo: bool,
+  out: str,
+  rounds: int,
+  runs: int,
+  num_fit_genomes: int = 8,
+) -> dict:
   rng = np.random.default_rng(seed)
   method = TvnMethod(space=space)
   whole = {f"val{i:03d}": method.sample(rng) for i in range(num_genomes)}
   if with_zoo:
-    whole.update({n: zoo.genome(n) for n in zoo.names()
-                  if n.startswith("tvn")})
+    whole.update({n: zoo.genome(n) for n in zoo.names() if n.startswith("tvn")})
   directory = os.path.join(out, name)
   start = time.monotonic()
-  latency_table.prepare(directory, space, num_classes, formats=("int8",),
-                        genomes=list(whole.values()), whole_genomes=whole,
-                        num_fit_genomes=num_fit_genomes, seed=seed + 1)
+  latency_table.prepare(
+    directory,
+    space,
+    num_classes,
+    formats=("int8",),
+    genomes=list(whole.values()),
+    whole_genomes=whole,
+    num_fit_genomes=num_fit_genomes,
+    seed=seed + 1,
+  )
   prepare_s = time.monotonic() - start
   load_before = load_average()
   start = time.monotonic()
-  subprocess.run([sys.executable, os.path.join(directory, "profile_tflite.py"),
-                  directory, f"--rounds={rounds}", f"--runs={runs}"],
-                 check=True)
+  subprocess.run(
+    [
+      sys.executable,
+      os.path.join(directory, "profile_tflite.py"),
+      directory,
+      f"--rounds={rounds}",
+      f"--runs={runs}",
+    ],
+    check=True,
+  )
   profile_s = time.monotonic() - start
-  table = latency_table.LatencyTable(
-      os.path.join(directory, latency_table.TABLE))
+  table = latency_table.LatencyTable(os.path.join(directory, latency_table.TABLE))
   rows = []
   for genome_name, (genome, measured) in table.measured_genomes("int8").items():
     if genome_name.startswith("fit"):
       continue
     predicted = table.predict(genome, "int8").latency_ms
-    rows.append({"genome": genome_name, "measured_ms": measured,
-                 "predicted_ms": predicted,
-                 "error": (predicted - measured) / measured})
+    rows.append(
+      {
+        "genome": genome_name,
+        "measured_ms": measured,
+        "predicted_ms": predicted,
+        "error": (predicted - measured) / measured,
+      }
+    )
   random_rows = [r for r in rows if r["genome"].startswith("val")]
   zoo_rows = [r for r in rows if not r["genome"].startswith("val")]
   result = {
-      "suite": name, "num_classes": num_classes, "seed": seed,
-      "num_entries": len(table._data["entries"]),
-      "fixed_ms": table.fixed_ms("int8"),
-      "null_ms": table._data["timings"]["int8"]["entries"]["null"]["median_ms"],
-      "device": table.device, "settings": table.settings,
-      "prepare_s": prepare_s, "profile_s": profile_s,
-      "load_average_before": load_before, "load_average_after": load_average(),
-      "table_sha256": table.sha256,
-      "random": summarize(random_rows),
-      "zoo": summarize(zoo_rows),
-      "rows": rows,
+    "suite": name,
+    "num_classes": num_classes,
+    "seed": seed,
+    "num_entries": len(table._data["entries"]),
+    "fixed_ms": table.fixed_ms("int8"),
+    "null_ms": table._data["timings"]["int8"]["entries"]["null"]["median_ms"],
+    "device": table.device,
+    "settings": table.settings,
+    "prepare_s": prepare_s,
+    "profile_s": profile_s,
+    "load_average_before": load_before,
+    "load_average_after": load_average(),
+    "table_sha256": table.sha256,
+    "random": summarize(random_rows),
+    "zoo": summarize(zoo_rows),
+    "rows": rows,
   }
   print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
   for row in rows:
-    print(f"{row['genome']:>12}  measured {row['measured_ms']:9.3f} ms  "
-          f"predicted {row['predicted_ms']:9.3f} ms  "
-          f"error {100 * row['error']:+6.1f} %")
+    print(
+      f"{row['genome']:>12}  measured {row['measured_ms']:9.3f} ms  "
+      f"predicted {row['predicted_ms']:9.3f} ms  "
+      f"error {100 * row['error']:+6.1f} %"
+    )
   return result
 
 
@@ -126,12 +167,13 @@ def summarize(rows: list[dict]) -> dict:
     return {}
   errors = [abs(r["error"]) for r in rows]
   worst = max(rows, key=lambda r: abs(r["error"]))
-  return {"count": len(rows),
-          "median_abs_error": statistics.median(errors),
-          "p90_abs_error": float(np.percentile(errors, 90)),
-          "worst": worst,
-          "measured_ms_range": [min(r["measured_ms"] for r in rows),
-                                max(r["measured_ms"] for r in rows)]}
+  return {
+    "count": len(rows),
+    "median_abs_error": statistics.median(errors),
+    "p90_abs_error": float(np.percentile(errors, 90)),
+    "worst": worst,
+    "measured_ms_range": [min(r["measured_ms"] for r in rows), max(r["measured_ms"] for r in rows)],
+  }
 
 
 def main():
@@ -147,19 +189,50 @@ def main():
   results = []
   for suite in args.suites.split(","):
     if suite == "smoke":
-      results.append(run_suite("smoke", smoke_space(), 4, args.num_genomes,
-                               args.seed, False, args.out, args.rounds,
-                               args.runs))
+      results.append(
+        run_suite(
+          "smoke",
+          smoke_space(),
+          4,
+          args.num_genomes,
+          args.seed,
+          False,
+          args.out,
+          args.rounds,
+          args.runs,
+        )
+      )
     elif suite == "real":
-      results.append(run_suite("real", TvnSearchSpace(**REAL_SCALE), 101,
-                               args.num_genomes, args.seed, False,
-                               args.out, args.rounds, args.runs))
+      results.append(
+        run_suite(
+          "real",
+          TvnSearchSpace(**REAL_SCALE),
+          101,
+          args.num_genomes,
+          args.seed,
+          False,
+          args.out,
+          args.rounds,
+          args.runs,
+        )
+      )
     elif suite == "zoo":
       # The published TVNs alone; at 100-1000 ms the fixed cost does not
       # matter, so no fit genomes (it is the invoke overhead).
-      results.append(run_suite("zoo", TvnSearchSpace(**REAL_SCALE), 101, 0,
-                               args.seed, True, args.out, args.rounds,
-                               args.runs, num_fit_genomes=0))
+      results.append(
+        run_suite(
+          "zoo",
+          TvnSearchSpace(**REAL_SCALE),
+          101,
+          0,
+          args.seed,
+          True,
+          args.out,
+          args.rounds,
+          args.runs,
+          num_fit_genomes=0,
+        )
+      )
     else:
       parser.error(f"unknown suite {suite!r}")
     if args.json:

@@ -36,7 +36,7 @@ def _video(rng, step, frames=24, height=96, width=128, side=24):
   video = np.repeat(background[None], frames, axis=0)
   for t in range(frames):
     top, left = (y + step[1] * t) % (height - side), (x + step[0] * t) % (width - side)
-    video[t, top:top + side, left:left + side] = colour
+    video[t, top : top + side, left : left + side] = colour
   return video
 
 
@@ -61,18 +61,35 @@ def main():
   print(f"encoded {4 * args.per_class} videos in {time.monotonic() - start:.1f} s", flush=True)
 
   start = time.monotonic()
-  subprocess.run([sys.executable, "-m", "launch.prepare_data", "--dataset=video_folder",
-                  f"--manual_dir={videos}", f"--data_dir={data_dir}", "--resolution=128",
-                  "--max_frames=64"], cwd=REPO, check=True)
+  subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "launch.prepare_data",
+      "--dataset=video_folder",
+      f"--manual_dir={videos}",
+      f"--data_dir={data_dir}",
+      "--resolution=128",
+      "--max_frames=64",
+    ],
+    cwd=REPO,
+    check=True,
+  )
   print(f"prepare_data: {time.monotonic() - start:.1f} s wall, start-up included", flush=True)
 
-  command = [sys.executable, "-m", "launch.search", f"--workdir={os.path.join(workdir, 'search')}",
-             "--gin_file=gin/tvn/smoke.gin", "--gin_file=gin/data/video_folder.gin",
-             f"--gin_bindings=video_folder_config.manual_dir='{videos}'",
-             f"--gin_bindings=load_dataset.data_dir='{data_dir}'",
-             "--gin_bindings=Augmentation.flip=False",
-             "--gin_bindings=make_clips.num_eval_clips=2",
-             "--gin_bindings=Search.num_candidates=6"]
+  command = [
+    sys.executable,
+    "-m",
+    "launch.search",
+    f"--workdir={os.path.join(workdir, 'search')}",
+    "--gin_file=gin/tvn/smoke.gin",
+    "--gin_file=gin/data/video_folder.gin",
+    f"--gin_bindings=video_folder_config.manual_dir='{videos}'",
+    f"--gin_bindings=load_dataset.data_dir='{data_dir}'",
+    "--gin_bindings=Augmentation.flip=False",
+    "--gin_bindings=make_clips.num_eval_clips=2",
+    "--gin_bindings=Search.num_candidates=6",
+  ]
   command += [f"--gin_bindings={b}" for b in args.gin_bindings]
   start = time.monotonic()
   subprocess.run(command, cwd=REPO, check=True)

@@ -25,9 +25,16 @@ sys.path.insert(0, REPO)
 
 
 def _search(workdir, args, data_dir, worker_id, cpus):
-  command = [sys.executable, "-m", "launch.search", f"--workdir={workdir}",
-             f"--gin_file={args.gin_file}", f"--worker_id={worker_id}",
-             f"--gin_bindings=load_dataset.data_dir='{data_dir}'", f"--cpus={cpus}"]
+  command = [
+    sys.executable,
+    "-m",
+    "launch.search",
+    f"--workdir={workdir}",
+    f"--gin_file={args.gin_file}",
+    f"--worker_id={worker_id}",
+    f"--gin_bindings=load_dataset.data_dir='{data_dir}'",
+    f"--cpus={cpus}",
+  ]
   command += [f"--gin_bindings={b}" for b in args.gin_bindings]
   return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
 
@@ -41,18 +48,25 @@ def _run(label, args, data_dir, cpu_sets):
       raise SystemExit(f"a worker of the {label} run failed")
   wall = time.monotonic() - start
   from vsearch.search.store import RecordStore
+
   records = RecordStore(workdir).read_all()
   busy = sum(r.timings["total_s"] for r in records)
   best = max((r.fitness for r in records if r.ok), default=float("nan"))
-  return dict(label=label, workers=len(cpu_sets), candidates=len(records), wall=wall,
-              per_hour=len(records) / wall * 3600, busy=busy, best=best)
+  return dict(
+    label=label,
+    workers=len(cpu_sets),
+    candidates=len(records),
+    wall=wall,
+    per_hour=len(records) / wall * 3600,
+    busy=busy,
+    best=best,
+  )
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--gin_file", default="gin/tvn/smoke.gin")
-  parser.add_argument("--gin_bindings", action="append",
-                      default=["Search.num_candidates=12"])
+  parser.add_argument("--gin_bindings", action="append", default=["Search.num_candidates=12"])
   parser.add_argument("--workers", type=int, default=2)
   args = parser.parse_args()
 
@@ -61,25 +75,33 @@ def main():
     raise SystemExit(f"{args.workers} workers need {args.workers} cores; this host has {cores}")
   data_dir = tempfile.mkdtemp(prefix="vsearch_workers_data_")
   # Generate the dataset once, outside the timings.
-  prepare = ("import sys; sys.argv=['x']; from launch import common; "
-             "common.import_vsearch(False); "
-             f"common.parse_gin([{args.gin_file!r}], {args.gin_bindings!r} + "
-             f"[\"load_dataset.data_dir='{data_dir}'\"]); "
-             "from vsearch.data import datasets; datasets.load_dataset()")
+  prepare = (
+    "import sys; sys.argv=['x']; from launch import common; "
+    "common.import_vsearch(False); "
+    f"common.parse_gin([{args.gin_file!r}], {args.gin_bindings!r} + "
+    f"[\"load_dataset.data_dir='{data_dir}'\"]); "
+    "from vsearch.data import datasets; datasets.load_dataset()"
+  )
   subprocess.run([sys.executable, "-c", prepare], cwd=REPO, check=True)
 
-  shares = [cores[i::args.workers] for i in range(args.workers)]
+  shares = [cores[i :: args.workers] for i in range(args.workers)]
   results = [
-      _run("one", args, data_dir, [",".join(map(str, cores))]),
-      _run("many", args, data_dir, [",".join(map(str, s)) for s in shares]),
+    _run("one", args, data_dir, [",".join(map(str, cores))]),
+    _run("many", args, data_dir, [",".join(map(str, s)) for s in shares]),
   ]
   print(f"\n{args.gin_file} {' '.join(args.gin_bindings)}; cores {cores}\n")
-  print("| workers | cores each | candidates | wall s | candidates/hour | "
-        "summed candidate s | best fitness |\n|---|---|---|---|---|---|---|")
+  print(
+    "| workers | cores each | candidates | wall s | candidates/hour | "
+    "summed candidate s | best fitness |\n|---|---|---|---|---|---|---|"
+  )
   for r, cpu_sets in zip(results, ([cores], shares)):
-    print(f"| {r['workers']} | {len(cpu_sets[0])} | {r['candidates']} | {r['wall']:.0f} | "
-          f"{r['per_hour']:.0f} | {r['busy']:.0f} | {r['best']:.3f} |")
-  print(f"\nspeed-up of {args.workers} workers: {results[1]['per_hour'] / results[0]['per_hour']:.2f}x")
+    print(
+      f"| {r['workers']} | {len(cpu_sets[0])} | {r['candidates']} | {r['wall']:.0f} | "
+      f"{r['per_hour']:.0f} | {r['busy']:.0f} | {r['best']:.3f} |"
+    )
+  print(
+    f"\nspeed-up of {args.workers} workers: {results[1]['per_hour'] / results[0]['per_hour']:.2f}x"
+  )
 
 
 if __name__ == "__main__":

@@ -23,31 +23,43 @@ from vsearch import quiet
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-flags.DEFINE_string("workdir", None, "Where the job reads and writes its state "
-                    "(local path or gs://).")
+flags.DEFINE_string(
+  "workdir", None, "Where the job reads and writes its state (local path or gs://)."
+)
 flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order.")
-flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings applied after the "
-                          "files, e.g. --gin_bindings='Search.num_candidates=8'.")
+flags.DEFINE_multi_string(
+  "gin_bindings",
+  [],
+  "Gin bindings applied after the files, e.g. --gin_bindings='Search.num_candidates=8'.",
+)
 flags.DEFINE_bool("tf_logs", False, "Show TensorFlow's C++ and Python logs.")
 FLAGS = flags.FLAGS
 
 
 def define_strategy_flags() -> None:
   """--strategy and --tpu, for launchers that train."""
-  flags.DEFINE_enum("strategy", "auto", ["auto", "tpu", "gpu", "multi_worker", "cpu"],
-                    "Where to train: auto picks TPU (with --tpu), multi-worker "
-                    "(with TF_CONFIG), GPUs, or the CPU.")
+  flags.DEFINE_enum(
+    "strategy",
+    "auto",
+    ["auto", "tpu", "gpu", "multi_worker", "cpu"],
+    "Where to train: auto picks TPU (with --tpu), multi-worker (with TF_CONFIG), GPUs, or the CPU.",
+  )
   flags.DEFINE_string("tpu", None, "Cloud TPU name, or 'local' on a TPU VM.")
-  flags.DEFINE_string("cpus", None, "Pin this process to these CPU cores (e.g. 0, "
-                      "0-3 or 0,2) and size TensorFlow's thread pools to match; "
-                      "lets several workers share one host without fighting.")
+  flags.DEFINE_string(
+    "cpus",
+    None,
+    "Pin this process to these CPU cores (e.g. 0, "
+    "0-3 or 0,2) and size TensorFlow's thread pools to match; "
+    "lets several workers share one host without fighting.",
+  )
 
 
 def define_genome_flags() -> None:
   """--genome, --candidate and --zoo: where a launcher's one genome comes from."""
   flags.DEFINE_string("genome", None, "A JSON genome file (as genome.json holds).")
-  flags.DEFINE_string("candidate", None, "A search record: WORKDIR/ID "
-                      "(runs/tvn/000015) or the record's path.")
+  flags.DEFINE_string(
+    "candidate", None, "A search record: WORKDIR/ID (runs/tvn/000015) or the record's path."
+  )
   flags.DEFINE_string("zoo", None, "A published architecture, e.g. tvn1.")
 
 
@@ -69,6 +81,7 @@ def import_vsearch(show_logs: bool) -> None:
     from vsearch import configurables  # noqa: F401  (registers every gin configurable)
   if not show_logs:
     import tensorflow as tf
+
     tf.get_logger().setLevel(logging.ERROR)
     # app.run set absl's verbosity from --verbosity (INFO by default).
     absl_logging.set_verbosity(absl_logging.WARNING)
@@ -132,6 +145,7 @@ def strategy():
 def user_errors():
   """Turns a UserError into one line on stderr and exit status 2."""
   from vsearch.errors import UserError
+
   try:
     yield
   except UserError as e:
@@ -139,6 +153,9 @@ def user_errors():
     print(f"error: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
     sys.exit(2)
   except KeyboardInterrupt:
-    print("\nInterrupted; the records written so far are kept, and the same "
-          "command resumes.", file=sys.stderr, flush=True)
+    print(
+      "\nInterrupted; the records written so far are kept, and the same command resumes.",
+      file=sys.stderr,
+      flush=True,
+    )
     sys.exit(130)

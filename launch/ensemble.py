@@ -28,8 +28,13 @@ def main(argv):
     records = RecordStore(FLAGS.workdir).read_all()
     if not records:
       raise UserError(f"{FLAGS.workdir} holds no search records.")
-    Ensemble()(workdir=FLAGS.workdir, method=registry.method(records[0].method),
-               records=records, strategy=common.strategy(), train_config=TrainConfig())
+    Ensemble()(
+      workdir=FLAGS.workdir,
+      method=registry.method(records[0].method),
+      records=records,
+      strategy=common.strategy(),
+      train_config=TrainConfig(),
+    )
 
 
 if __name__ == "__main__":

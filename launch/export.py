@@ -13,8 +13,9 @@ from absl import app, flags
 
 from launch import common
 
-flags.DEFINE_string("out", None, "Folder for saved_model/, model_float.tflite, "
-                    "model_int8.tflite and export.json.")
+flags.DEFINE_string(
+  "out", None, "Folder for saved_model/, model_float.tflite, model_int8.tflite and export.json."
+)
 common.define_genome_flags()
 flags.mark_flag_as_required("out")
 FLAGS = flags.FLAGS
@@ -24,8 +25,13 @@ def main(argv):
   with common.started(argv):
     from vsearch.jobs import export
 
-    export.run(out_dir=FLAGS.out, workdir=FLAGS.workdir, genome_file=FLAGS.genome,
-               candidate=FLAGS.candidate, zoo_name=FLAGS.zoo)
+    export.run(
+      out_dir=FLAGS.out,
+      workdir=FLAGS.workdir,
+      genome_file=FLAGS.genome,
+      candidate=FLAGS.candidate,
+      zoo_name=FLAGS.zoo,
+    )
 
 
 if __name__ == "__main__":

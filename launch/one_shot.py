@@ -24,8 +24,7 @@ def main(argv):
     from vsearch.methods import genome_source
     from vsearch.methods.assemblenet.one_shot import OneShotSearch
 
-    source = genome_source.resolve(FLAGS.genome, FLAGS.candidate, FLAGS.zoo,
-                                   method="assemblenet")
+    source = genome_source.resolve(FLAGS.genome, FLAGS.candidate, FLAGS.zoo, method="assemblenet")
     OneShotSearch(workdir=FLAGS.workdir, source=source, strategy=common.strategy()).run()
 
 

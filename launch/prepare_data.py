@@ -15,16 +15,21 @@ from absl import app, flags
 
 from launch import common
 
-flags.DEFINE_string("dataset", None, "synthetic_motion, video_folder, or a "
-                    "TFDS name such as ucf101 or ucf101/ucf101_1_256.")
-flags.DEFINE_string("data_dir", None, "TFDS data directory to build into "
-                    "(local or gs://).")
-flags.DEFINE_string("manual_dir", None, "video_folder: the folder with one "
-                    "subfolder of videos per class.")
-flags.DEFINE_integer("resolution", None, "video_folder: resize the shorter "
-                     "side to this many pixels (0: keep).")
-flags.DEFINE_integer("max_frames", None, "video_folder: keep at most this "
-                     "many frames per video (0: all).")
+flags.DEFINE_string(
+  "dataset",
+  None,
+  "synthetic_motion, video_folder, or a TFDS name such as ucf101 or ucf101/ucf101_1_256.",
+)
+flags.DEFINE_string("data_dir", None, "TFDS data directory to build into (local or gs://).")
+flags.DEFINE_string(
+  "manual_dir", None, "video_folder: the folder with one subfolder of videos per class."
+)
+flags.DEFINE_integer(
+  "resolution", None, "video_folder: resize the shorter side to this many pixels (0: keep)."
+)
+flags.DEFINE_integer(
+  "max_frames", None, "video_folder: keep at most this many frames per video (0: all)."
+)
 flags.mark_flags_as_required(["dataset", "data_dir"])
 FLAGS = flags.FLAGS
 
@@ -49,8 +54,7 @@ def _summarise(builder) -> None:
   print(f"\n{full_name} in {builder.data_dir}")
   label = info.features["label"] if "label" in info.features else None
   names = list(getattr(label, "names", []))
-  print(f"classes: {len(names)} ({', '.join(names[:10])}"
-        f"{', ...' if len(names) > 10 else ''})")
+  print(f"classes: {len(names)} ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
   for split, split_info in sorted(info.splits.items()):
     print(f"{split}: {split_info.num_examples} examples")
   if FLAGS.dataset != "video_folder":
@@ -72,8 +76,10 @@ def main(argv):
 
     folder_flags = _video_folder_bindings()
     if folder_flags and FLAGS.dataset != "video_folder":
-      raise UserError("--manual_dir, --resolution and --max_frames are for "
-                      f"--dataset=video_folder; drop them for {FLAGS.dataset!r}.")
+      raise UserError(
+        "--manual_dir, --resolution and --max_frames are for "
+        f"--dataset=video_folder; drop them for {FLAGS.dataset!r}."
+      )
     common.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings + folder_flags)
     _summarise(datasets.prepare_dataset(FLAGS.dataset, FLAGS.data_dir))
 

@@ -28,21 +28,21 @@ from absl import app, flags
 
 from launch import common
 
-flags.DEFINE_string("out", None, "The folder to write (prepare) or time "
-                    "(profile).")
-flags.DEFINE_integer("num_classes", None, "Classes of the searched models "
-                     "(the classifier head is a stage of the table).")
+flags.DEFINE_string("out", None, "The folder to write (prepare) or time (profile).")
+flags.DEFINE_integer(
+  "num_classes",
+  None,
+  "Classes of the searched models (the classifier head is a stage of the table).",
+)
 flags.DEFINE_list("formats", ["int8", "float"], "TFLite formats to prepare.")
 flags.DEFINE_list("zoo", [], "Cover these zoo genomes only, e.g. tvn1,tvn2.")
-flags.DEFINE_multi_string("genome", [], "Cover this JSON genome file only "
-                          "(repeatable).")
-flags.DEFINE_integer("num_sampled", 0, "Cover this many genomes sampled from "
-                     "the space only.")
-flags.DEFINE_integer("num_fit_genomes", 8, "Whole genomes of the space the "
-                     "fixed cost is fitted on.")
+flags.DEFINE_multi_string("genome", [], "Cover this JSON genome file only (repeatable).")
+flags.DEFINE_integer("num_sampled", 0, "Cover this many genomes sampled from the space only.")
+flags.DEFINE_integer(
+  "num_fit_genomes", 8, "Whole genomes of the space the fixed cost is fitted on."
+)
 flags.DEFINE_integer("seed", 0, "Seed of the sampled and fit genomes.")
-flags.DEFINE_integer("max_entries", 20000, "Refuse to prepare more stage "
-                     "files than this.")
+flags.DEFINE_integer("max_entries", 20000, "Refuse to prepare more stage files than this.")
 flags.DEFINE_integer("threads", 1, "profile: interpreter threads.")
 flags.DEFINE_bool("xnnpack", True, "profile: use the XNNPACK delegate.")
 flags.DEFINE_integer("rounds", 3, "profile: passes over all files.")
@@ -59,6 +59,7 @@ def _genomes():
 
   from vsearch.methods import genome_source
   from vsearch.methods.tvn import TvnMethod
+
   genomes = [genome_source.resolve(zoo_name=n).genome for n in FLAGS.zoo]
   genomes += [genome_source.resolve(genome_file=f).genome for f in FLAGS.genome]
   rng = np.random.default_rng(FLAGS.seed)
@@ -70,26 +71,44 @@ def _genomes():
 def prepare():
   from vsearch.errors import UserError
   from vsearch.methods.tvn import TvnSearchSpace, latency_table
+
   if not FLAGS.num_classes or FLAGS.num_classes < 1:
-    raise UserError("prepare needs --num_classes, the classes of the searched "
-                    "models (e.g. 4 for gin/tvn/smoke.gin, 101 for UCF101).")
+    raise UserError(
+      "prepare needs --num_classes, the classes of the searched "
+      "models (e.g. 4 for gin/tvn/smoke.gin, 101 for UCF101)."
+    )
   latency_table.prepare(
-      FLAGS.out, TvnSearchSpace(), FLAGS.num_classes,
-      formats=FLAGS.formats, genomes=_genomes(),
-      num_fit_genomes=FLAGS.num_fit_genomes, seed=FLAGS.seed,
-      max_entries=FLAGS.max_entries)
-  print(f"Now copy {FLAGS.out} to the device and run there: python "
-        "profile_tflite.py . (needs ai-edge-litert and numpy)")
+    FLAGS.out,
+    TvnSearchSpace(),
+    FLAGS.num_classes,
+    formats=FLAGS.formats,
+    genomes=_genomes(),
+    num_fit_genomes=FLAGS.num_fit_genomes,
+    seed=FLAGS.seed,
+    max_entries=FLAGS.max_entries,
+  )
+  print(
+    f"Now copy {FLAGS.out} to the device and run there: python "
+    "profile_tflite.py . (needs ai-edge-litert and numpy)"
+  )
 
 
 def profile():
   script = os.path.join(FLAGS.out, "profile_tflite.py")
   if not os.path.isfile(script):
     from vsearch.errors import UserError
-    raise UserError(f"{FLAGS.out} has no profile_tflite.py: run "
-                    "`python -m launch.profile_device prepare` first.")
-  command = [sys.executable, script, FLAGS.out, f"--threads={FLAGS.threads}",
-             f"--rounds={FLAGS.rounds}", f"--runs={FLAGS.runs}"]
+
+    raise UserError(
+      f"{FLAGS.out} has no profile_tflite.py: run `python -m launch.profile_device prepare` first."
+    )
+  command = [
+    sys.executable,
+    script,
+    FLAGS.out,
+    f"--threads={FLAGS.threads}",
+    f"--rounds={FLAGS.rounds}",
+    f"--runs={FLAGS.runs}",
+  ]
   if not FLAGS.xnnpack:
     command.append("--no_xnnpack")
   sys.exit(subprocess.run(command, check=False).returncode)

@@ -13,9 +13,13 @@ from launch import common
 flags.mark_flag_as_required("workdir")
 flags.DEFINE_string("out", None, "Where report.html and the PNGs go (default WORKDIR/report).")
 flags.DEFINE_integer("top", 10, "How many candidates the top table lists.")
-flags.DEFINE_string("zoo_latency", None, "A JSON of published models' latencies "
-                    "(benchmarks/latency.py --json) to place on the latency plot; "
-                    "default WORKDIR/zoo_latency.json when it exists.")
+flags.DEFINE_string(
+  "zoo_latency",
+  None,
+  "A JSON of published models' latencies "
+  "(benchmarks/latency.py --json) to place on the latency plot; "
+  "default WORKDIR/zoo_latency.json when it exists.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -23,8 +27,9 @@ def main(argv):
   with common.started(argv, parse=False):
     from vsearch.report import write_report
 
-    written = write_report(FLAGS.workdir, out_dir=FLAGS.out, top=FLAGS.top,
-                           zoo_latency=FLAGS.zoo_latency)
+    written = write_report(
+      FLAGS.workdir, out_dir=FLAGS.out, top=FLAGS.top, zoo_latency=FLAGS.zoo_latency
+    )
     for note in written.notes:
       print(f"note: {note}", flush=True)
     if written.best:

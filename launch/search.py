@@ -15,9 +15,13 @@ from absl import app, flags
 from launch import common
 
 common.define_strategy_flags()
-flags.DEFINE_string("worker_id", None, "This worker's name among those sharing the "
-                    "workdir (default: the host name). Restarted under the same "
-                    "name, a worker resumes the child it was training.")
+flags.DEFINE_string(
+  "worker_id",
+  None,
+  "This worker's name among those sharing the "
+  "workdir (default: the host name). Restarted under the same "
+  "name, a worker resumes the child it was training.",
+)
 flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 

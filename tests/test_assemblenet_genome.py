@@ -15,26 +15,42 @@ from vsearch.methods.assemblenet import Block, Genome, Stem
 
 
 def _nodes():
-  return [Stem("rgb", 1), Stem("flow", 1),
-          Block(0, (0, 1), 4, 1, 1), Block(0, (0,), 4, 2, 1),
-          Block(1, (0, 2, 3), 8, 4, 2), Block(2, (2, 4), 8, 1, 2),
-          Block(3, (4, 5), 8, 2, 2)]
+  return [
+    Stem("rgb", 1),
+    Stem("flow", 1),
+    Block(0, (0, 1), 4, 1, 1),
+    Block(0, (0,), 4, 2, 1),
+    Block(1, (0, 2, 3), 8, 4, 2),
+    Block(2, (2, 4), 8, 1, 2),
+    Block(3, (4, 5), 8, 2, 2),
+  ]
 
 
 def _genome(nodes=None, **changes):
-  fields = dict(nodes=tuple(_nodes() if nodes is None else nodes),
-                num_frames=4, resolution=32, depth=26,
-                level_widths=(8, 8, 8, 8), stem_width=8)
+  fields = dict(
+    nodes=tuple(_nodes() if nodes is None else nodes),
+    num_frames=4,
+    resolution=32,
+    depth=26,
+    level_widths=(8, 8, 8, 8),
+    stem_width=8,
+  )
   fields.update(changes)
   return Genome(**fields)
 
 
 def _tiny_space(**changes):
-  fields = dict(resolutions=(32,), frame_counts=(4,), frame_strides=(1, 2),
-                stems=("rgb", "rgb", "flow"),
-                nodes_per_level=((1, 3), (1, 3), (1, 2), (1, 1)),
-                filters=((4,), (4, 8), (8,), (8, 16)), depth=26,
-                level_widths=(8, 8, 8, 8), stem_width=8)
+  fields = dict(
+    resolutions=(32,),
+    frame_counts=(4,),
+    frame_strides=(1, 2),
+    stems=("rgb", "rgb", "flow"),
+    nodes_per_level=((1, 3), (1, 3), (1, 2), (1, 1)),
+    filters=((4,), (4, 8), (8,), (8, 16)),
+    depth=26,
+    level_widths=(8, 8, 8, 8),
+    stem_width=8,
+  )
   fields.update(changes)
   return an.AssembleNetSearchSpace(**fields)
 
@@ -45,34 +61,57 @@ def _replace_node(index, **changes):
   return nodes
 
 
-@pytest.mark.parametrize("nodes,message", [
-    (_replace_node(4, inputs=(0, 2, 5)), r"nodes\[4\].inputs: node 5 is not "
-     r"earlier than node 4.*cycle"),
-    (_replace_node(4, inputs=(0, 9)), r"nodes\[4\].inputs: node 9 does not "
-     "exist"),
-    (_replace_node(5, inputs=(2, 4), level=1), r"nodes\[5\].inputs: node 4 is "
-     "at level 1, not below this level-1 node"),
-    ([Stem("object")] + [Block(0, (0,), 4, 1, 1), Block(1, (1,), 4), Block(
-        2, (2,), 4), Block(3, (3,), 4)], "no RGB or flow stem"),
+@pytest.mark.parametrize(
+  "nodes,message",
+  [
+    (
+      _replace_node(4, inputs=(0, 2, 5)),
+      r"nodes\[4\].inputs: node 5 is not "
+      r"earlier than node 4.*cycle",
+    ),
+    (
+      _replace_node(4, inputs=(0, 9)),
+      r"nodes\[4\].inputs: node 9 does not "
+      "exist",
+    ),
+    (
+      _replace_node(5, inputs=(2, 4), level=1),
+      r"nodes\[5\].inputs: node 4 is "
+      "at level 1, not below this level-1 node",
+    ),
+    (
+      [Stem("object")]
+      + [Block(0, (0,), 4, 1, 1), Block(1, (1,), 4), Block(2, (2,), 4), Block(3, (3,), 4)],
+      "no RGB or flow stem",
+    ),
     (_nodes()[:6], "no level-3 node"),
-    (_nodes() + [Block(3, (5,), 16)], r"nodes \[6, 7\]: level-3 nodes have "
-     "different filters"),
-    (_nodes()[:2] + [Block(0, (0,), 4, 1, 1), Stem("rgb")] + _nodes()[3:],
-     r"nodes\[3\]: a stem after a block"),
-])
+    (
+      _nodes() + [Block(3, (5,), 16)],
+      r"nodes \[6, 7\]: level-3 nodes have "
+      "different filters",
+    ),
+    (
+      _nodes()[:2] + [Block(0, (0,), 4, 1, 1), Stem("rgb")] + _nodes()[3:],
+      r"nodes\[3\]: a stem after a block",
+    ),
+  ],
+)
 def test_bad_graphs_name_the_node(nodes, message):
   with pytest.raises(InvalidGenomeError, match=message):
     _genome(nodes)
 
 
-@pytest.mark.parametrize("changes,message", [
+@pytest.mark.parametrize(
+  "changes,message",
+  [
     (dict(weights=(0.5,)), r"nodes\[4\].weights.*one weight per input: 3"),
     (dict(weights=(0.5, 1.0, 0.2)), r"nodes\[4\].weights.*\(0, 1\)"),
     (dict(inputs=(0, 0, 2)), r"nodes\[4\].inputs.*at most once"),
     (dict(dilation=3), r"nodes\[4\].dilation.*1, 2, 4, 8"),
     (dict(level=4), r"nodes\[4\].level"),
     (dict(inputs=()), r"nodes\[4\].inputs.*non-empty"),
-])
+  ],
+)
 def test_bad_node_fields_are_named_when_read(changes, message):
   data = _genome().to_dict()
   data["nodes"][4].update(changes)
@@ -102,7 +141,8 @@ def test_zoo_graphs_are_the_published_ones():
   # Stems/L0 56, L1 28, L2 14, L3 7 at 224 px (reference §2.4).
   assert asn50.node_sizes() == [56] * 8 + [28] * 4 + [14] * 2 + [7]
   assert [asn50.nodes[i].channels for i in asn50.blocks] == (
-      [128] * 4 + [256] * 4 + [1024] * 2 + [2048])
+    [128] * 4 + [256] * 4 + [1024] * 2 + [2048]
+  )
   asn101 = zoo.genome("assemblenet101")
   assert asn101.units == (3, 4, 23, 3)
   assert [asn101.nodes[i].filters for i in (12, 13, 14)] == [192, 192, 256]
@@ -144,10 +184,10 @@ def test_mutation_gives_valid_different_children_over_many_seeds(guided):
     rng = np.random.default_rng(seed)
     genome = method.sample(rng)
     for _ in range(5):  # Chains of mutations stay valid.
-      weights = {str(i): list(rng.uniform(0.01, 0.99, len(
-          genome.nodes[i].inputs))) for i in genome.blocks}
-      child, change = method.mutate(genome, rng,
-                                    learned={"connection_weights": weights})
+      weights = {
+        str(i): list(rng.uniform(0.01, 0.99, len(genome.nodes[i].inputs))) for i in genome.blocks
+      }
+      child, change = method.mutate(genome, rng, learned={"connection_weights": weights})
       assert child != genome.with_learned_weights() and change
       assert Genome.from_dict(child.to_dict()) == child
       assert an.live_nodes(child) == set(range(len(child.nodes)))
@@ -163,13 +203,21 @@ def test_guided_mutation_drops_the_weak_edges_of_the_parent_record():
   method = an.AssembleNetMethod(space=_tiny_space(), drop_threshold=0.3)
   parent = _genome()
   # Node 4 reads 0, 2, 3; node 5 reads 2, 4; node 6 reads 4, 5.
-  learned = {"connection_weights": {"2": [0.9, 0.8], "4": [0.1, 0.7, 0.2],
-                                    "5": [0.6, 0.9], "6": [0.25, 0.05]}}
+  learned = {
+    "connection_weights": {
+      "2": [0.9, 0.8],
+      "4": [0.1, 0.7, 0.2],
+      "5": [0.6, 0.9],
+      "6": [0.25, 0.05],
+    }
+  }
   assert method.weak_edges(parent, learned["connection_weights"]) == [
-      (0, 4, 0.1), (3, 4, 0.2), (5, 6, 0.05)]
+    (0, 4, 0.1),
+    (3, 4, 0.2),
+    (5, 6, 0.05),
+  ]
   for seed in range(20):
-    child, change = method.mutate(parent, np.random.default_rng(seed),
-                                  learned=learned)
+    child, change = method.mutate(parent, np.random.default_rng(seed), learned=learned)
     # 5->6 is weak too, but node 5 is level 2's only node: dropping it would
     # prune the level away, so it stays.
     assert change.startswith("dropped 0->4 (0.10), 3->4 (0.20); "), change
@@ -180,8 +228,7 @@ def test_guided_mutation_drops_the_weak_edges_of_the_parent_record():
     # random change added an edge back or split a node.
     if "add edge" not in change and "split" not in change:
       assert len(child.nodes) <= len(parent.nodes) - 1
-      assert all(n.weights is None for n in child.nodes
-                 if isinstance(n, Block))
+      assert all(n.weights is None for n in child.nodes if isinstance(n, Block))
   # Unguided, the same record changes nothing about which edges go.
   unguided = an.AssembleNetMethod(space=_tiny_space(), guided=False)
   _, change = unguided.mutate(parent, np.random.default_rng(0), learned=learned)
@@ -192,40 +239,44 @@ def test_guided_mutation_keeps_a_weak_edge_the_graph_cannot_lose():
   # The head's strongest edge comes from a node that reads only the object
   # stem; dropping the weak edge from the RGB path would leave a graph that
   # sees no frames, so the child keeps it and drops what it can.
-  method = an.AssembleNetMethod(space=_tiny_space(stems=("rgb", "object")),
-                                drop_threshold=0.5)
-  parent = _genome([Stem("rgb"), Stem("object"), Block(0, (0,), 4, 1, 1),
-                    Block(0, (1,), 4, 1, 1), Block(0, (0, 1), 4, 1, 1),
-                    Block(1, (2, 3, 4), 8, 1, 2), Block(2, (5,), 8, 1, 2),
-                    Block(3, (6,), 8, 1, 2)])
+  method = an.AssembleNetMethod(space=_tiny_space(stems=("rgb", "object")), drop_threshold=0.5)
+  parent = _genome(
+    [
+      Stem("rgb"),
+      Stem("object"),
+      Block(0, (0,), 4, 1, 1),
+      Block(0, (1,), 4, 1, 1),
+      Block(0, (0, 1), 4, 1, 1),
+      Block(1, (2, 3, 4), 8, 1, 2),
+      Block(2, (5,), 8, 1, 2),
+      Block(3, (6,), 8, 1, 2),
+    ]
+  )
   learned = {"connection_weights": {"5": [0.1, 0.9, 0.2], "4": [0.3, 0.7]}}
   for seed in range(5):
-    child, change = method.mutate(parent, np.random.default_rng(seed),
-                                  learned=learned)
+    child, change = method.mutate(parent, np.random.default_rng(seed), learned=learned)
     # 2->5 and 0->4 are weaker, but without one of them no RGB reaches the
     # head: only the weakest (2->5) goes, since 0->4 must then stay.
     assert change.startswith("dropped 2->5 (0.10); "), change
     assert "4->5" not in change and "0->4" not in change.split(";")[0]
-    assert any(child.nodes[i].kind == "rgb" for i in an.live_nodes(child)
-               if i in child.stems)
+    assert any(child.nodes[i].kind == "rgb" for i in an.live_nodes(child) if i in child.stems)
 
 
 def test_levels_keep_their_minimum_of_nodes_through_sampling_and_mutation():
-  space = _tiny_space(nodes_per_level=((2, 3), (1, 3), (1, 2), (1, 1)),
-                      connection_prob=0.3)
+  space = _tiny_space(nodes_per_level=((2, 3), (1, 3), (1, 2), (1, 1)), connection_prob=0.3)
   method = an.AssembleNetMethod(space=space)
-  counts = lambda g: [sum(1 for i in g.blocks if g.nodes[i].level == level)
-                      for level in range(4)]
+  counts = lambda g: [sum(1 for i in g.blocks if g.nodes[i].level == level) for level in range(4)]
   for seed in range(20):
     rng = np.random.default_rng(seed)
     genome = method.sample(rng)
     for _ in range(5):
-      assert all(n >= low for n, (low, _) in zip(
-          counts(genome), space.nodes_per_level)), genome.describe()
-      weights = {str(i): list(rng.uniform(0, 1, len(genome.nodes[i].inputs)))
-                 for i in genome.blocks}
-      genome, _ = method.mutate(genome, rng,
-                                learned={"connection_weights": weights})
+      assert all(n >= low for n, (low, _) in zip(counts(genome), space.nodes_per_level)), (
+        genome.describe()
+      )
+      weights = {
+        str(i): list(rng.uniform(0, 1, len(genome.nodes[i].inputs))) for i in genome.blocks
+      }
+      genome, _ = method.mutate(genome, rng, learned={"connection_weights": weights})
 
 
 def test_mutation_is_deterministic_given_the_generator():
@@ -259,9 +310,14 @@ def test_one_shot_keeps_strong_edges_with_fixed_weights():
     an.one_shot_genome(dense, {}, keep_threshold=0.5)
 
 
-@pytest.mark.parametrize("path", ["gin/assemblenet/smoke.gin",
-                                  "gin/assemblenet/kinetics_tpu.gin",
-                                  "gin/assemblenet/one_shot_smoke.gin"])
+@pytest.mark.parametrize(
+  "path",
+  [
+    "gin/assemblenet/smoke.gin",
+    "gin/assemblenet/kinetics_tpu.gin",
+    "gin/assemblenet/one_shot_smoke.gin",
+  ],
+)
 def test_configs_parse_and_give_valid_genomes(path):
   gin.parse_config_file(path)
   method = an.AssembleNetMethod()

@@ -11,6 +11,7 @@ from vsearch.errors import UserError
 from vsearch.methods import assemblenet as an
 from vsearch.methods import zoo
 from vsearch.methods.assemblenet import Block, Genome, Stem
+from vsearch.methods.assemblenet import layers as assemblenet_layers
 from vsearch.methods.assemblenet import model as assemblenet_model
 
 CLASSES = 3
@@ -18,10 +19,13 @@ CLASSES = 3
 
 def _tiny(genome: Genome, **changes) -> Genome:
   """``genome``'s graph at 4 frames x 32 px, 26-layer units, narrow."""
-  nodes = tuple(dataclasses.replace(n, filters=min(n.filters, 8))
-                if isinstance(n, Block) else n for n in genome.nodes)
-  fields = dict(nodes=nodes, num_frames=4, resolution=32, depth=26,
-                level_widths=(8, 8, 8, 8), stem_width=16)
+  nodes = tuple(
+    dataclasses.replace(n, filters=min(n.filters, 8)) if isinstance(n, Block) else n
+    for n in genome.nodes
+  )
+  fields = dict(
+    nodes=nodes, num_frames=4, resolution=32, depth=26, level_widths=(8, 8, 8, 8), stem_width=16
+  )
   fields.update(changes)
   return dataclasses.replace(genome, **fields)
 
@@ -35,19 +39,24 @@ def _check_node_shapes(genome: Genome, model):
       name, channels = f"node{i}_stem_pool", genome.channels(i, 5)
     else:
       name, channels = f"node{i}_unit{last_unit[node.level]}_out", node.channels
-    assert model.get_layer(name).output.shape == (None, sizes[i], sizes[i],
-                                                  channels), name
+    assert model.get_layer(name).output.shape == (None, sizes[i], sizes[i], channels), name
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_random_graphs_build_with_the_genome_shapes(seed):
   tf.keras.backend.clear_session()
   space = an.AssembleNetSearchSpace(
-      resolutions=(32,), frame_counts=(4,), stems=("rgb", "flow"),
-      nodes_per_level=((1, 2), (1, 2), (1, 1), (1, 1)),
-      filters=((2, 4), (4,), (4, 8), (8,)), depth=26,
-      level_widths=(8, 8, 8, 8), stem_width=8, connection_prob=0.7,
-      combine="concat" if seed else "sigmoid")
+    resolutions=(32,),
+    frame_counts=(4,),
+    stems=("rgb", "flow"),
+    nodes_per_level=((1, 2), (1, 2), (1, 1), (1, 1)),
+    filters=((2, 4), (4,), (4, 8), (8,)),
+    depth=26,
+    level_widths=(8, 8, 8, 8),
+    stem_width=8,
+    connection_prob=0.7,
+    combine="concat" if seed else "sigmoid",
+  )
   method = an.AssembleNetMethod(space=space, flow_iterations=3)
   genome = method.sample(np.random.default_rng(seed))
   model = method.build(genome, CLASSES)
@@ -63,11 +72,18 @@ def test_random_graphs_build_with_the_genome_shapes(seed):
 
 def test_learned_weights_train_and_fixed_ones_stay():
   tf.keras.backend.clear_session()
-  nodes = (Stem("rgb", 1), Stem("rgb", 2), Block(0, (0, 1), 2, 1, 1),
-           Block(0, (0, 1), 2, 2, 1, (0.2, 0.9)), Block(1, (2, 3), 4),
-           Block(2, (4,), 4), Block(3, (0, 5), 4))
-  genome = Genome(nodes=nodes, num_frames=2, resolution=32, depth=26,
-                  level_widths=(4, 4, 4, 4), stem_width=8)
+  nodes = (
+    Stem("rgb", 1),
+    Stem("rgb", 2),
+    Block(0, (0, 1), 2, 1, 1),
+    Block(0, (0, 1), 2, 2, 1, (0.2, 0.9)),
+    Block(1, (2, 3), 4),
+    Block(2, (4,), 4),
+    Block(3, (0, 5), 4),
+  )
+  genome = Genome(
+    nodes=nodes, num_frames=2, resolution=32, depth=26, level_widths=(4, 4, 4, 4), stem_width=8
+  )
   method = an.AssembleNetMethod(dropout_rate=0.0)
   model = method.build(genome, CLASSES)
   # 2, 4 and 6 weigh their inputs with learned sigmoids; 3 has fixed ones.
@@ -97,17 +113,21 @@ def test_zoo_graphs_build_and_peer_attention_gates_have_their_shapes():
   tf.keras.backend.clear_session()
   # AssembleNet++-50's graph (object stem, peer-attention) at a tiny size.
   genome = _tiny(zoo.genome("assemblenet_plus50"))
-  model = assemblenet_model.build_model(genome, CLASSES, flow_iterations=2,
-                                        object_classes=5)
+  model = assemblenet_model.build_model(genome, CLASSES, flow_iterations=2, object_classes=5)
   assert {x.name: tuple(x.shape) for x in model.inputs} == {
-      "clips": (None, 4, 32, 32, 3), "objects": (None, 4, 32, 32, 5)}
+    "clips": (None, 4, 32, 32, 3),
+    "objects": (None, 4, 32, 32, 5),
+  }
   _check_node_shapes(genome, model)
   for i in assemblenet_model.live_nodes(genome):
     node = genome.nodes[i]
     if not isinstance(node, Block) or len(node.inputs) < 2:
       continue
-    peers = [j for j in assemblenet_model.live_nodes(genome)
-             if j < i and genome.nodes[j].level < node.level]
+    peers = [
+      j
+      for j in assemblenet_model.live_nodes(genome)
+      if j < i and genome.nodes[j].level < node.level
+    ]
     for j in node.inputs:
       channels = genome.channels(j, 5)
       gate = model.get_layer(f"node{i}_attention_in{j}_gate_reshape")
@@ -116,9 +136,12 @@ def test_zoo_graphs_build_and_peer_attention_gates_have_their_shapes():
       mix = model.get_layer(f"node{i}_attention_in{j}_mix")
       assert mix.logits.shape == (len(peers),)
   rng = np.random.default_rng(0)
-  logits = model({
+  logits = model(
+    {
       "clips": rng.uniform(-1, 1, (1, 4, 32, 32, 3)).astype(np.float32),
-      "objects": rng.uniform(0, 1, (1, 4, 32, 32, 5)).astype(np.float32)})
+      "objects": rng.uniform(0, 1, (1, 4, 32, 32, 5)).astype(np.float32),
+    }
+  )
   assert logits.shape == (1, CLASSES)
   tf.keras.backend.clear_session()
   # AssembleNet-50/-101's graph: published fixed weights in the model.
@@ -127,8 +150,7 @@ def test_zoo_graphs_build_and_peer_attention_gates_have_their_shapes():
   _check_node_shapes(genome, model)
   weights = assemblenet_model.learned_connection_weights(genome, model)
   assert weights["8"] == pytest.approx([0.16, 0.89, 0.40, 0.68, 0.53])
-  assert model.get_layer("node8_attention_in0_gate_reshape").output.shape == (
-      None, 1, 1, 4)
+  assert model.get_layer("node8_attention_in0_gate_reshape").output.shape == (None, 1, 1, 4)
   tf.keras.backend.clear_session()
 
 
@@ -138,14 +160,14 @@ def _moving_square(dx: int, dy: int, frames: int = 3, size: int = 32):
   clip = []
   for t in range(frames):
     cx, cy = 12 + dx * t, 12 + dy * t
-    blob = np.exp(-(((xx - cx) / 4.0) ** 2 + ((yy - cy) / 4.0) ** 2) ** 2)
+    blob = np.exp(-((((xx - cx) / 4.0) ** 2 + ((yy - cy) / 4.0) ** 2) ** 2))
     clip.append(np.repeat(blob[..., None], 3, axis=-1) * 2 - 1)
   return np.stack(clip)[None].astype(np.float32)
 
 
 @pytest.mark.parametrize("dx,dy", [(1, 0), (-1, 0), (0, 1), (0, -1)])
 def test_representation_flow_recovers_the_direction_of_a_translation(dx, dy):
-  layer = assemblenet_model.RepresentationFlow(num_iterations=20)
+  layer = assemblenet_layers.RepresentationFlow(num_iterations=20)
   flow = layer(_moving_square(dx, dy)).numpy()[0]
   assert flow.shape == (3, 32, 32, 2)
   np.testing.assert_array_equal(flow[2], flow[1])  # Last pair repeated.
@@ -154,16 +176,24 @@ def test_representation_flow_recovers_the_direction_of_a_translation(dx, dy):
   assert np.sign(mean[0]) == np.sign(dx) if dx else abs(mean[0]) < abs(mean[1])
   assert np.sign(mean[1]) == np.sign(dy) if dy else abs(mean[1]) < abs(mean[0])
   assert not layer.trainable_weights
-  assert assemblenet_model.RepresentationFlow(
-      2, trainable_params=True).trainable_weights
+  assert assemblenet_layers.RepresentationFlow(2, trainable_params=True).trainable_weights
 
 
 def test_flow_stem_needs_two_frames_and_its_cost_is_reported():
-  genome = Genome(nodes=(Stem("flow"), Block(0, (0,), 2, 1, 1),
-                         Block(1, (1,), 2), Block(2, (2,), 2),
-                         Block(3, (3,), 2)),
-                  num_frames=1, resolution=32, depth=26,
-                  level_widths=(4, 4, 4, 4), stem_width=4)
+  genome = Genome(
+    nodes=(
+      Stem("flow"),
+      Block(0, (0,), 2, 1, 1),
+      Block(1, (1,), 2),
+      Block(2, (2,), 2),
+      Block(3, (3,), 2),
+    ),
+    num_frames=1,
+    resolution=32,
+    depth=26,
+    level_widths=(4, 4, 4, 4),
+    stem_width=4,
+  )
   with pytest.raises(UserError, match="at least 2 frames"):
     assemblenet_model.build_model(genome, CLASSES)
   cost = an.flow_cost(dataclasses.replace(genome, num_frames=8), 40)

@@ -119,10 +119,13 @@ def test_an_unreadable_marker_does_not_block_the_search(tmp_path):
   assert json.load(open(a.marker_path("000002")))["worker"] == "a"
 
 
-@pytest.mark.parametrize("bad", [
+@pytest.mark.parametrize(
+  "bad",
+  [
     dict(heartbeat_s=0.0, stale_after_s=10.0),
     dict(heartbeat_s=30.0, stale_after_s=10.0),
-])
+  ],
+)
 def test_bad_settings_are_refused(bad):
   with pytest.raises(UserError, match="heartbeat_s"):
     claims_lib.ClaimSettings(**bad)

@@ -14,12 +14,14 @@ def _counting_videos(lengths, height=6, width=6):
   def generator():
     for label, length in enumerate(lengths):
       frames = np.broadcast_to(
-          np.arange(length, dtype=np.uint8)[:, None, None, None],
-          (length, height, width, 3))
+        np.arange(length, dtype=np.uint8)[:, None, None, None], (length, height, width, 3)
+      )
       yield {"video": np.array(frames), "label": np.int64(label)}
 
-  signature = {"video": tf.TensorSpec([None, None, None, 3], tf.uint8),
-               "label": tf.TensorSpec([], tf.int64)}
+  signature = {
+    "video": tf.TensorSpec([None, None, None, 3], tf.uint8),
+    "label": tf.TensorSpec([], tf.int64),
+  }
   return tf.data.Dataset.from_generator(generator, output_signature=signature)
 
 
@@ -44,10 +46,11 @@ def test_shapes_dtypes_and_range_for_videos_of_any_size():
       video = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
       yield {"video": video, "label": np.int64(label % 3)}
 
-  signature = {"video": tf.TensorSpec([None, None, None, 3], tf.uint8),
-               "label": tf.TensorSpec([], tf.int64)}
-  examples = tf.data.Dataset.from_generator(generator,
-                                            output_signature=signature)
+  signature = {
+    "video": tf.TensorSpec([None, None, None, 3], tf.uint8),
+    "label": tf.TensorSpec([], tf.int64),
+  }
+  examples = tf.data.Dataset.from_generator(generator, output_signature=signature)
   spec = ClipSpec(num_frames=4, frame_stride=2, resolution=16)
 
   train = make_clips(examples, spec, batch_size=4, training=True)
@@ -71,8 +74,7 @@ def test_training_offsets_follow_the_stride_and_vary_between_clips():
   spec = ClipSpec(num_frames=3, frame_stride=4, resolution=6)
   span = (3 - 1) * 4 + 1
   examples = _counting_videos([30] * 8)
-  batches = _take(make_clips(examples, spec, batch_size=8, training=True,
-                             seed=3), 4)
+  batches = _take(make_clips(examples, spec, batch_size=8, training=True, seed=3), 4)
   offsets = []
   for clips, _ in batches:
     frames = _frame_numbers(clips)
@@ -87,8 +89,9 @@ def test_training_stream_is_reproducible_for_a_seed():
   examples = _counting_videos([25, 40, 31, 50, 27, 33])
 
   def stream(seed):
-    batches = _take(make_clips(examples, spec, batch_size=3, training=True,
-                               seed=seed, shuffle_buffer=6), 6)
+    batches = _take(
+      make_clips(examples, spec, batch_size=3, training=True, seed=seed, shuffle_buffer=6), 6
+    )
     return [(_frame_numbers(c).tolist(), y.tolist()) for c, y in batches]
 
   assert stream(7) == stream(7)
@@ -120,8 +123,7 @@ def test_evaluation_is_centred_and_identical_across_passes():
 def test_short_videos_repeat_their_last_frame(training):
   spec = ClipSpec(num_frames=5, frame_stride=3, resolution=6)
   examples = _counting_videos([7, 7])
-  clips, _ = _take(make_clips(examples, spec, batch_size=2,
-                              training=training), 1)[0]
+  clips, _ = _take(make_clips(examples, spec, batch_size=2, training=training), 1)[0]
   expected = np.minimum(3 * np.arange(5), 6)  # [0, 3, 6, 6, 6]
   for frames in _frame_numbers(clips):
     np.testing.assert_array_equal(frames, expected)
@@ -132,11 +134,9 @@ def test_wide_frames_are_centre_cropped_before_resizing():
   frame = np.zeros((4, 8, 3), np.uint8)
   frame[:, 2:6] = 200
   video = np.stack([frame] * 3)
-  examples = tf.data.Dataset.from_tensors({"video": video,
-                                           "label": np.int64(1)})
+  examples = tf.data.Dataset.from_tensors({"video": video, "label": np.int64(1)})
   spec = ClipSpec(num_frames=2, frame_stride=1, resolution=2)
-  clips, labels = _take(make_clips(examples, spec, batch_size=1,
-                                   training=False), 1)[0]
+  clips, labels = _take(make_clips(examples, spec, batch_size=1, training=False), 1)[0]
   np.testing.assert_allclose(clips, 200 / 127.5 - 1.0, atol=1e-6)
   assert labels.tolist() == [1]
 
@@ -159,26 +159,32 @@ def _videos_with_objects(num_videos=4, frames=6, height=12, width=20):
       objects = np.zeros((frames, height, width, 1), np.uint8)
       for t in range(frames):
         start = 4 + t + label
-        video[t, :, start:start + 5] = 220
-        objects[t, :, start:start + 5] = 3
+        video[t, :, start : start + 5] = 220
+        objects[t, :, start : start + 5] = 3
       yield {"video": video, "label": np.int64(label % 2), "objects": objects}
 
-  signature = {"video": tf.TensorSpec([None, None, None, 3], tf.uint8),
-               "label": tf.TensorSpec([], tf.int64),
-               "objects": tf.TensorSpec([None, None, None, 1], tf.uint8)}
+  signature = {
+    "video": tf.TensorSpec([None, None, None, 3], tf.uint8),
+    "label": tf.TensorSpec([], tf.int64),
+    "objects": tf.TensorSpec([None, None, None, 1], tf.uint8),
+  }
   return tf.data.Dataset.from_generator(generator, output_signature=signature)
 
 
 def test_object_maps_and_flow_follow_the_frames_through_crops_and_flips():
-  spec = ClipSpec(num_frames=3, frame_stride=2, resolution=8,
-                  extra_inputs=("flow", "objects"), object_classes=4)
+  spec = ClipSpec(
+    num_frames=3, frame_stride=2, resolution=8, extra_inputs=("flow", "objects"), object_classes=4
+  )
   augmentation = Augmentation(random_crop=True, min_crop_scale=0.7, flip=True)
-  train = make_clips(_videos_with_objects(), spec, batch_size=4,
-                     training=True, augmentation=augmentation)
+  train = make_clips(
+    _videos_with_objects(), spec, batch_size=4, training=True, augmentation=augmentation
+  )
   inputs_spec = train.element_spec[0]
   assert {k: v.shape.as_list() for k, v in inputs_spec.items()} == {
-      "clips": [4, 3, 8, 8, 3], "flow": [4, 3, 8, 8, 2],
-      "objects": [4, 3, 8, 8, 4]}
+    "clips": [4, 3, 8, 8, 3],
+    "flow": [4, 3, 8, 8, 2],
+    "objects": [4, 3, 8, 8, 4],
+  }
   bright = dark = 0
   for inputs, _ in train.take(6):
     clips, objects = inputs["clips"].numpy(), inputs["objects"].numpy()
@@ -192,8 +198,9 @@ def test_object_maps_and_flow_follow_the_frames_through_crops_and_flips():
     bright += (brightness > 0.5).sum()
     dark += (brightness < -0.5).sum()
   assert bright > 100 and dark > 100
-  evaluation = make_clips(_videos_with_objects(), spec, batch_size=3,
-                          training=False, num_eval_clips=2)
+  evaluation = make_clips(
+    _videos_with_objects(), spec, batch_size=3, training=False, num_eval_clips=2
+  )
   inputs, labels = next(iter(evaluation))
   assert inputs["objects"].shape == (3, 2, 3, 8, 8, 4)
   assert inputs["flow"].shape == (3, 2, 3, 8, 8, 2)

@@ -25,13 +25,27 @@ def fixture_run_script(tmp_path):
 
   def run(script, *args, **settings):
     env = dict(os.environ, PATH=f"{fake.parent}:{os.environ['PATH']}")
-    env.update(PROJECT="p", ZONE="z", TPU_NAME="vs", COUNT="2", WORKDIR="gs://b/run",
-               GIN_FILES="gin/tvn/ucf101_tpu.gin")
+    env.update(
+      PROJECT="p",
+      ZONE="z",
+      TPU_NAME="vs",
+      COUNT="2",
+      WORKDIR="gs://b/run",
+      GIN_FILES="gin/tvn/ucf101_tpu.gin",
+    )
     env.update(settings)
-    result = subprocess.run(["bash", os.path.join(SCRIPTS, script), *args], env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+      ["bash", os.path.join(SCRIPTS, script), *args],
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=60,
+      check=False,
+    )
     # Compare commands with their whitespace collapsed.
-    calls = [" ".join(line.split()) for line in log.read_text().splitlines()] if log.exists() else []
+    calls = (
+      [" ".join(line.split()) for line in log.read_text().splitlines()] if log.exists() else []
+    )
     return result, calls
 
   return run
@@ -40,8 +54,9 @@ def fixture_run_script(tmp_path):
 def test_every_script_parses():
   for name in sorted(os.listdir(SCRIPTS)):
     if name.endswith(".sh"):
-      result = subprocess.run(["bash", "-n", os.path.join(SCRIPTS, name)],
-                              capture_output=True, text=True, check=False)
+      result = subprocess.run(
+        ["bash", "-n", os.path.join(SCRIPTS, name)], capture_output=True, text=True, check=False
+      )
       assert result.returncode == 0, f"{name}: {result.stderr}"
 
 
@@ -49,8 +64,9 @@ def test_create_makes_count_tpu_vms(run_script):
   result, calls = run_script("create.sh")
   assert result.returncode == 0, result.stderr
   assert sorted(c.split()[4] for c in calls) == ["vs-0", "vs-1"]
-  assert all("tpus tpu-vm create" in c and "--accelerator-type=v4-8" in c
-             and "--spot" in c for c in calls)
+  assert all(
+    "tpus tpu-vm create" in c and "--accelerator-type=v4-8" in c and "--spot" in c for c in calls
+  )
 
 
 def test_start_runs_one_worker_per_host_on_the_shared_workdir(run_script):

@@ -16,11 +16,12 @@ PARAMS = {"evanet_a": 33_229_967, "evanet_b": 39_548_819}
 
 
 def _tiny_method(stream="rgb"):
-  space = evanet.EvanetSearchSpace(repeats=(1, 2), max_branches=3,
-                                   stem_filters=8,
-                                   stage_filters=(12, 24, 24, 32))
-  return evanet.EvanetMethod(space=space, num_frames=8, resolution=32,
-                             stream=stream, dropout_rate=0.0)
+  space = evanet.EvanetSearchSpace(
+    repeats=(1, 2), max_branches=3, stem_filters=8, stage_filters=(12, 24, 24, 32)
+  )
+  return evanet.EvanetMethod(
+    space=space, num_frames=8, resolution=32, stream=stream, dropout_rate=0.0
+  )
 
 
 def _unit_out(model, stage, repeats):
@@ -38,26 +39,20 @@ def test_random_genomes_build_with_the_stage_shapes():
     # Stem and pool 1 stride T, H, W by 2; pools 2-4 stride H, W by 2.
     for s, size in zip(range(4), (8, 4, 2, 1)):
       stage = genome.stages[s]
-      assert _unit_out(model, s + 2, stage.repeats) == (
-          None, 2, size, size, stage.width)
+      assert _unit_out(model, s + 2, stage.repeats) == (None, 2, size, size, stage.width)
     logits = model(clip, training=False)
     assert logits.shape == (2, CLASSES) and np.all(np.isfinite(logits))
 
 
 def test_every_other_unit_drops_temporal_extent():
   tf.keras.backend.clear_session()
-  branch = evanet.Branch("conv2", conv_type="3d", time=5, conv_type2="itgm",
-                         time2=3)
-  stage = evanet.Stage(repeats=3, filters=8, branches=(
-      branch, evanet.Branch("maxpool", time=7)))
+  branch = evanet.Branch("conv2", conv_type="3d", time=5, conv_type2="itgm", time2=3)
+  stage = evanet.Stage(repeats=3, filters=8, branches=(branch, evanet.Branch("maxpool", time=7)))
   genome = evanet.Genome("2plus1d", 3, 1, 1, 1, (stage,) * 4, stem_filters=8)
   model = evanet.build_model(genome, CLASSES, (8, 32, 32, 3))
-  kernel_times = [model.get_layer(f"res2_u{u}_b0_conv").kernel.shape[0]
-                  for u in range(3)]
-  itgm_times = [model.get_layer(f"res2_u{u}_b0_conv2").kernel_size[0]
-                for u in range(3)]
-  pool_times = [model.get_layer(f"res2_u{u}_b1_pool").pool_size[0]
-                for u in range(3)]
+  kernel_times = [model.get_layer(f"res2_u{u}_b0_conv").kernel.shape[0] for u in range(3)]
+  itgm_times = [model.get_layer(f"res2_u{u}_b0_conv2").kernel_size[0] for u in range(3)]
+  pool_times = [model.get_layer(f"res2_u{u}_b1_pool").pool_size[0] for u in range(3)]
   assert kernel_times == [5, 1, 5] and itgm_times == [3, 1, 3]
   assert pool_times == [7, 7, 7]  # Pools keep their temporal size.
   # (2+1)D stem: a (3, 1, 1) temporal conv to half width, then (1, 7, 7).
@@ -74,8 +69,7 @@ def test_zoo_entries_build_at_their_published_widths(name):
   assert model.output_shape == (None, CLASSES)
   for s, size in zip(range(4), (56, 28, 14, 7)):
     stage = genome.stages[s]
-    assert _unit_out(model, s + 2, stage.repeats) == (
-        None, 8, size, size, stage.width)
+    assert _unit_out(model, s + 2, stage.repeats) == (None, 8, size, size, stage.width)
   assert model.count_params() == PARAMS[name]
   tf.keras.backend.clear_session()
 
@@ -117,11 +111,13 @@ def test_itgm_exports_as_a_plain_conv3d_with_identical_outputs():
       layer.mixing_logits.assign(rng.normal(size=layer.mixing_logits.shape))
   exported = itgm.synthesize_itgm(model)
   assert not any(isinstance(layer, itgm.ITGMConv3D) for layer in exported.layers)
-  assert sum(isinstance(layer, tf.keras.layers.Conv3D) for layer in exported.layers) \
-      > sum(isinstance(layer, tf.keras.layers.Conv3D) for layer in model.layers)
+  assert sum(isinstance(layer, tf.keras.layers.Conv3D) for layer in exported.layers) > sum(
+    isinstance(layer, tf.keras.layers.Conv3D) for layer in model.layers
+  )
   clip = rng.uniform(-1, 1, size=(2, 8, 32, 32, 3)).astype(np.float32)
-  np.testing.assert_allclose(exported(clip, training=False),
-                             model(clip, training=False), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    exported(clip, training=False), model(clip, training=False), rtol=1e-4, atol=1e-5
+  )
   stem = exported.get_layer("stem")
   assert stem.kernel.shape == (3, 7, 7, 3, 8)
 
@@ -129,7 +125,7 @@ def test_itgm_exports_as_a_plain_conv3d_with_identical_outputs():
 def test_flow_finds_the_direction_of_a_shift():
   rng = np.random.default_rng(0)
   x = np.linspace(0, 4 * np.pi, 40)
-  image = (np.sin(x)[None, :] * np.cos(0.7 * x)[:, None] * 100 + 128)
+  image = np.sin(x)[None, :] * np.cos(0.7 * x)[:, None] * 100 + 128
   image += rng.normal(scale=1.0, size=image.shape)
   right = np.roll(image, 1, axis=1)  # Content moves +1 px along W.
   down = np.roll(image, 1, axis=0)
@@ -149,38 +145,45 @@ def test_flow_clips_keep_their_frames_and_range():
   layer = flow.ClipFlow(num_iterations=5)
   np.testing.assert_allclose(layer(clips), flows, atol=1e-6)
   tf.keras.backend.clear_session()
-  model = _tiny_method("flow").build(
-      _tiny_method().sample(np.random.default_rng(0)), CLASSES)
+  model = _tiny_method("flow").build(_tiny_method().sample(np.random.default_rng(0)), CLASSES)
   assert model.input_shape == (None, 8, 32, 32, 2)
 
 
-@pytest.mark.parametrize("kernel,strides,frames", [
-    ((3, 7, 7), (2, 2, 2), 8), ((5, 3, 3), (1, 1, 1), 4), ((1, 1, 1), (1, 1, 1), 3),
-    ((11, 3, 3), (1, 2, 2), 2), ((4, 2, 2), (3, 1, 1), 7)])
+@pytest.mark.parametrize(
+  "kernel,strides,frames",
+  [
+    ((3, 7, 7), (2, 2, 2), 8),
+    ((5, 3, 3), (1, 1, 1), 4),
+    ((1, 1, 1), (1, 1, 1), 3),
+    ((11, 3, 3), (1, 2, 2), 2),
+    ((4, 2, 2), (3, 1, 1), 7),
+  ],
+)
 def test_conv3d_through_conv2d_matches_tf_conv3d(kernel, strides, frames):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(2, frames, 9, 10, 3)).astype(np.float32)
   k = rng.normal(size=(*kernel, 3, 4)).astype(np.float32)
   expected = tf.nn.conv3d(x, k, (1, *strides, 1), "SAME")
-  np.testing.assert_allclose(conv3d.conv3d(tf.constant(x), tf.constant(k), strides),
-                             expected, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(
+    conv3d.conv3d(tf.constant(x), tf.constant(k), strides), expected, rtol=1e-4, atol=1e-4
+  )
 
 
 def test_clip_pipeline_gives_flow_for_a_flow_spec():
   rng = np.random.default_rng(2)
   videos = rng.integers(0, 255, size=(3, 10, 20, 24, 3), dtype=np.uint8)
-  examples = tf.data.Dataset.from_tensor_slices(
-      {"video": videos, "label": np.arange(3)})
+  examples = tf.data.Dataset.from_tensor_slices({"video": videos, "label": np.arange(3)})
   rgb = clips_lib.ClipSpec(num_frames=4, frame_stride=2, resolution=16)
   flow_spec = clips_lib.ClipSpec(4, 2, 16, stream="flow")
   assert flow_spec.input_shape == (4, 16, 16, 2)
-  (rgb_clips, labels), = clips_lib.make_clips(examples, rgb, batch_size=3,
-                                              training=False)
-  (flow_clips, flow_labels), = clips_lib.make_clips(examples, flow_spec,
-                                                    batch_size=3, training=False)
+  ((rgb_clips, labels),) = clips_lib.make_clips(examples, rgb, batch_size=3, training=False)
+  ((flow_clips, flow_labels),) = clips_lib.make_clips(
+    examples, flow_spec, batch_size=3, training=False
+  )
   assert flow_clips.shape == (3, 4, 16, 16, 2)
   np.testing.assert_array_equal(flow_labels, labels)
   np.testing.assert_allclose(flow_clips, flow.clip_flow(rgb_clips), atol=1e-5)
   with pytest.raises(UserError, match="stream"):
-    clips_lib.make_clips(examples, clips_lib.ClipSpec(4, 2, 16, stream="depth"),
-                         batch_size=1, training=False)
+    clips_lib.make_clips(
+      examples, clips_lib.ClipSpec(4, 2, 16, stream="depth"), batch_size=1, training=False
+    )

@@ -8,8 +8,16 @@ from vsearch.search.evolution import Evolution
 
 
 def _records(fitnesses):
-  return [Record(id=format_id(i), method="tvn", genome={}, status="ok" if f is not None else "failed",
-                 fitness=f) for i, f in enumerate(fitnesses)]
+  return [
+    Record(
+      id=format_id(i),
+      method="tvn",
+      genome={},
+      status="ok" if f is not None else "failed",
+      fitness=f,
+    )
+    for i, f in enumerate(fitnesses)
+  ]
 
 
 def test_initial_population_is_random():
@@ -59,8 +67,11 @@ def test_bad_sizes_are_rejected(population_size, tournament_size):
 
 def test_random_search_never_picks_a_parent():
   from vsearch.search.evolution import RandomSearch
+
   records = _records([0.9, 0.1, None, 0.5] * 5)
   random_search = RandomSearch()
-  assert all(random_search.select_parent(records[:n], np.random.default_rng(n)) is None
-             for n in range(len(records) + 1))
+  assert all(
+    random_search.select_parent(records[:n], np.random.default_rng(n)) is None
+    for n in range(len(records) + 1)
+  )
   assert len(random_search.population(records)) == 15

@@ -22,11 +22,24 @@ ARTIFACTS = {"saved_model", "model_float.tflite", "model_int8.tflite", "export.j
 def test_untrained_zoo_model_exports_all_four_artifacts(tmp_path):
   out = tmp_path / "out"
   result = subprocess.run(
-      [sys.executable, "-m", "launch.export", "--zoo=tvn_mobile2", f"--out={out}",
-       f"--gin_file={TINY}", f"--gin_bindings=load_dataset.data_dir='{tmp_path / 'data'}'",
-       "--gin_bindings=export.num_calibration_clips=2",
-       "--gin_bindings=LatencySettings.warmup=1", "--gin_bindings=LatencySettings.runs=3"],
-      cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    [
+      sys.executable,
+      "-m",
+      "launch.export",
+      "--zoo=tvn_mobile2",
+      f"--out={out}",
+      f"--gin_file={TINY}",
+      f"--gin_bindings=load_dataset.data_dir='{tmp_path / 'data'}'",
+      "--gin_bindings=export.num_calibration_clips=2",
+      "--gin_bindings=LatencySettings.warmup=1",
+      "--gin_bindings=LatencySettings.runs=3",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert set(os.listdir(out)) == ARTIFACTS
   summary = json.loads((out / "export.json").read_text())
@@ -42,37 +55,68 @@ def test_untrained_zoo_model_exports_all_four_artifacts(tmp_path):
 
 
 def test_trained_model_reports_each_forms_accuracy_and_serves(tmp_path):
-  genome = tvn.Genome(resolution=32, num_frames=4, frame_stride=1, blocks=(
-      tvn.Block(spatial_type="conv", spatial_kernel=3, spatial_stride=2, temporal_type="conv",
-                temporal_kernel=3, temporal_stride=1, repeats=1, filters=8, expand=2),))
+  genome = tvn.Genome(
+    resolution=32,
+    num_frames=4,
+    frame_stride=1,
+    blocks=(
+      tvn.Block(
+        spatial_type="conv",
+        spatial_kernel=3,
+        spatial_stride=2,
+        temporal_type="conv",
+        temporal_kernel=3,
+        temporal_stride=1,
+        repeats=1,
+        filters=8,
+        expand=2,
+      ),
+    ),
+  )
   tf.keras.utils.set_random_seed(0)
   model = tvn.build_model(genome, 3)
   rng = np.random.default_rng(0)
   clips = rng.uniform(-1, 1, (24, 4, 32, 32, 3)).astype("float32")
   labels = model.predict(clips, verbose=0).argmax(-1)  # the float model is right by definition
   data = tf.data.Dataset.from_tensor_slices((clips, labels)).batch(8)
-  summary = export_lib.export(model, str(tmp_path), data, data, trained=True,
-                              settings=latency.LatencySettings(warmup=1, runs=3),
-                              num_calibration_clips=8)
+  summary = export_lib.export(
+    model,
+    str(tmp_path),
+    data,
+    data,
+    trained=True,
+    settings=latency.LatencySettings(warmup=1, runs=3),
+    num_calibration_clips=8,
+  )
   assert set(os.listdir(tmp_path)) == ARTIFACTS
   assert summary["saved_model"]["accuracy"] == 1.0
   assert summary["tflite_float"]["accuracy"] == 1.0
   assert summary["tflite_int8"]["accuracy"] >= 0.75
   served = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
   outputs = served(clips=tf.constant(clips[:5]))
-  np.testing.assert_allclose(outputs["logits"].numpy(), model.predict(clips[:5], verbose=0),
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    outputs["logits"].numpy(), model.predict(clips[:5], verbose=0), rtol=1e-4, atol=1e-5
+  )
   np.testing.assert_allclose(outputs["probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["--zoo=tvn9"], "tvn9"),
     (["--zoo=tvn1", "--genome=g.json"], "exactly one"),
     (["--workdir=/nonexistent/run"], "no trained weights"),
-])
+  ],
+)
 def test_bad_sources_end_with_one_line(tmp_path, args, message):
-  result = subprocess.run([sys.executable, "-m", "launch.export", f"--out={tmp_path}", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+  result = subprocess.run(
+    [sys.executable, "-m", "launch.export", f"--out={tmp_path}", *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
   assert result.returncode == 2
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], result.stderr
@@ -91,13 +135,13 @@ def _two_input_model(classes):
 
   def branch(x, filters, name):
     x = layers.Reshape((2 * 16, 16, x.shape[-1]), name=f"{name}_fold")(x)
-    x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu",
-                      name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+      filters, 3, strides=2, padding="same", activation="relu", name=f"{name}_conv"
+    )(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
     return layers.GlobalAveragePooling2D(name=f"{name}_mean")(x)
 
-  x = layers.Concatenate(name="concat")([branch(objects, 4, "objects"),
-                                         branch(clips, 8, "clips")])
+  x = layers.Concatenate(name="concat")([branch(objects, 4, "objects"), branch(clips, 8, "clips")])
   return tf.keras.Model([clips, objects], layers.Dense(classes, name="logits")(x))
 
 
@@ -105,32 +149,40 @@ def test_two_input_model_exports_with_named_inputs(tmp_path):
   tf.keras.utils.set_random_seed(0)
   model = _two_input_model(3)
   rng = np.random.default_rng(0)
-  inputs = {"clips": rng.uniform(-1, 1, (24, 2, 16, 16, 3)).astype("float32"),
-            "objects": np.eye(4, dtype="float32")[rng.integers(0, 4, (24, 2, 16, 16))]}
+  inputs = {
+    "clips": rng.uniform(-1, 1, (24, 2, 16, 16, 3)).astype("float32"),
+    "objects": np.eye(4, dtype="float32")[rng.integers(0, 4, (24, 2, 16, 16))],
+  }
   labels = model.predict(inputs, verbose=0).argmax(-1)  # the float model is right
   data = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(8)
-  summary = export_lib.export(model, str(tmp_path), data, data, trained=True,
-                              settings=latency.LatencySettings(warmup=1, runs=3),
-                              num_calibration_clips=8)
+  summary = export_lib.export(
+    model,
+    str(tmp_path),
+    data,
+    data,
+    trained=True,
+    settings=latency.LatencySettings(warmup=1, runs=3),
+    num_calibration_clips=8,
+  )
   assert set(os.listdir(tmp_path)) == ARTIFACTS
   assert summary["input_shape"] == [1, 2, 16, 16, 3]
-  assert summary["input_shapes"] == {"clips": [1, 2, 16, 16, 3],
-                                     "objects": [1, 2, 16, 16, 4]}
+  assert summary["input_shapes"] == {"clips": [1, 2, 16, 16, 3], "objects": [1, 2, 16, 16, 4]}
   assert summary["serving_signature"]["inputs"] == ["clips", "objects"]
   assert summary == json.loads((tmp_path / "export.json").read_text())
 
   served = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
   assert set(served.structured_input_signature[1]) == {"clips", "objects"}
-  outputs = served(clips=tf.constant(inputs["clips"][:5]),
-                   objects=tf.constant(inputs["objects"][:5]))
+  outputs = served(
+    clips=tf.constant(inputs["clips"][:5]), objects=tf.constant(inputs["objects"][:5])
+  )
   keras_logits = model.predict(inputs, verbose=0)
-  np.testing.assert_allclose(outputs["logits"].numpy(), keras_logits[:5],
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(outputs["logits"].numpy(), keras_logits[:5], rtol=1e-4, atol=1e-5)
   assert summary["saved_model"]["accuracy"] == 1.0
 
   # Float TFLite: the same logits, its inputs matched by name.
-  floats = latency.evaluate_tflite(str(tmp_path / "model_float.tflite"), inputs, labels,
-                                   return_logits=True)
+  floats = latency.evaluate_tflite(
+    str(tmp_path / "model_float.tflite"), inputs, labels, return_logits=True
+  )
   np.testing.assert_allclose(floats["logits"], keras_logits, rtol=1e-3, atol=1e-4)
   assert summary["tflite_float"]["accuracy"] == 1.0
 

@@ -8,8 +8,9 @@ from vsearch.errors import UserError
 from vsearch.methods import genome_source, zoo
 
 
-@pytest.mark.parametrize("name,method", [("tvn2", "tvn"), ("evanet_a", "evanet"),
-                                         ("assemblenet50", "assemblenet")])
+@pytest.mark.parametrize(
+  "name,method", [("tvn2", "tvn"), ("evanet_a", "evanet"), ("assemblenet50", "assemblenet")]
+)
 def test_a_genome_file_finds_its_method(tmp_path, name, method):
   path = tmp_path / "genome.json"
   path.write_text(json.dumps(zoo.genome(name).to_dict()))

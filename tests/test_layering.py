@@ -12,23 +12,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # group of its own layer or above. The longest matching prefix names a
 # module's group, so each method package is a group of its own.
 LAYERS = {
-    "vsearch": 0,  # errors, progress, quiet, files, record
-    "vsearch.nn": 1,
-    "vsearch.data": 2,
-    "vsearch.train": 3,
-    "vsearch.deploy": 3,
-    "vsearch.methods": 4,  # base, checks: what every method shares
-    "vsearch.methods.tvn": 5,
-    "vsearch.methods.evanet": 5,
-    "vsearch.methods.assemblenet": 5,
-    "vsearch.methods.registry": 6,
-    "vsearch.methods.zoo": 7,
-    "vsearch.methods.genome_source": 8,
-    "vsearch.search": 9,
-    "vsearch.report": 10,
-    "vsearch.jobs": 11,
-    "vsearch.configurables": 12,
-    "launch": 13,
+  "vsearch": 0,  # errors, progress, quiet, files, record
+  "vsearch.nn": 1,
+  "vsearch.data": 2,
+  "vsearch.train": 3,
+  "vsearch.deploy": 3,
+  "vsearch.methods": 4,  # base, checks: what every method shares
+  "vsearch.methods.tvn": 5,
+  "vsearch.methods.evanet": 5,
+  "vsearch.methods.assemblenet": 5,
+  "vsearch.methods.registry": 6,
+  "vsearch.methods.zoo": 7,
+  "vsearch.methods.genome_source": 8,
+  "vsearch.search": 9,
+  "vsearch.report": 10,
+  "vsearch.jobs": 11,
+  "vsearch.configurables": 12,
+  "launch": 13,
 }
 
 
@@ -84,8 +84,10 @@ def test_imports_run_downhill(module):
     target_group = _group(target)
     if target_group != group and LAYERS[target_group] >= LAYERS[group]:
       uphill.append(f"{target} (layer {LAYERS[target_group]}, {target_group})")
-  assert not uphill, (f"{module} (layer {LAYERS[group]}, {group}) imports from its own "
-                      f"layer or above: {', '.join(uphill)}")
+  assert not uphill, (
+    f"{module} (layer {LAYERS[group]}, {group}) imports from its own "
+    f"layer or above: {', '.join(uphill)}"
+  )
 
 
 def test_no_import_circles():
@@ -102,7 +104,7 @@ def test_no_import_circles():
     path.append(module)
     for target in sorted(graph[module]):
       if state.get(target) == 1:
-        raise AssertionError("import circle: " + " -> ".join(path[path.index(target):] + [target]))
+        raise AssertionError("import circle: " + " -> ".join(path[path.index(target) :] + [target]))
       if target not in state:
         visit(target)
     path.pop()

@@ -39,26 +39,34 @@ OneShotSearch.keep_threshold = 0.5
 @pytest.mark.slow
 def test_one_shot_keeps_the_edges_training_weighed_up_and_retrains(tmp_path):
   gin.parse_config(CONFIG + f"load_dataset.data_dir = '{tmp_path / 'data'}'")
-  sparse = Genome(nodes=(Stem("rgb", 1), Stem("rgb", 2),
-                         Block(0, (0,), 2, 1, 1), Block(0, (1,), 2, 2, 1),
-                         Block(1, (2,), 4), Block(2, (3,), 4),
-                         Block(3, (5,), 4)),
-                  num_frames=4, resolution=32, depth=26,
-                  level_widths=(4, 4, 4, 4), stem_width=8)
+  sparse = Genome(
+    nodes=(
+      Stem("rgb", 1),
+      Stem("rgb", 2),
+      Block(0, (0,), 2, 1, 1),
+      Block(0, (1,), 2, 2, 1),
+      Block(1, (2,), 4),
+      Block(2, (3,), 4),
+      Block(3, (5,), 4),
+    ),
+    num_frames=4,
+    resolution=32,
+    depth=26,
+    level_widths=(4, 4, 4, 4),
+    stem_width=8,
+  )
   genome_file = tmp_path / "genome.json"
   genome_file.write_text(json.dumps(sparse.to_dict()))
   source = genome_source.resolve(str(genome_file), method="assemblenet")
   workdir = str(tmp_path / "work")
-  result = one_shot.OneShotSearch(
-      workdir, source, tf.distribute.get_strategy()).run()
+  result = one_shot.OneShotSearch(workdir, source, tf.distribute.get_strategy()).run()
 
   with open(os.path.join(workdir, "learned.json")) as f:
     learned = json.load(f)["connection_weights"]
   dense = an.over_connected(sparse)
   # Every multi-input node of the over-connected graph learned its weights,
   # and training moved them off their start.
-  assert set(learned) == {str(i) for i in dense.blocks
-                          if len(dense.nodes[i].inputs) > 1}
+  assert set(learned) == {str(i) for i in dense.blocks if len(dense.nodes[i].inputs) > 1}
   assert any(abs(w - 0.5) > 1e-3 for ws in learned.values() for w in ws)
   kept = Genome.from_dict(result["genome"])
   with open(os.path.join(workdir, "genome.json")) as f:

@@ -15,27 +15,75 @@ CLASSES = 3
 
 # Every spatial and temporal op type, SE, context gating, skips, hard-swish in
 # every position and an inverted bottleneck, on 4 frames of 32x32.
-TINY = tvn.Genome(resolution=32, num_frames=4, frame_stride=1, blocks=(
-    tvn.Block("conv", 3, 2, "conv", 2, 1, repeats=2, filters=8, expand=2,
-              skip=True, squeeze=0.5, context_gate=True,
-              spatial_activation="hswish", temporal_activation="hswish"),
-    tvn.Block("depthwise", 3, 1, "maxpool", 2, 2, repeats=1, filters=8,
-              expand=2, skip=True),
-    tvn.Block("maxpool", 2, 2, "avgpool", 2, 1, repeats=2, filters=8,
-              expand=2, inverted_bottleneck=True, output_activation="hswish"),
-    tvn.Block("avgpool", 3, 1, "conv", 3, 1, repeats=1, filters=16, expand=1,
-              context_gate=True, squeeze=0.25),
-))
+TINY = tvn.Genome(
+  resolution=32,
+  num_frames=4,
+  frame_stride=1,
+  blocks=(
+    tvn.Block(
+      "conv",
+      3,
+      2,
+      "conv",
+      2,
+      1,
+      repeats=2,
+      filters=8,
+      expand=2,
+      skip=True,
+      squeeze=0.5,
+      context_gate=True,
+      spatial_activation="hswish",
+      temporal_activation="hswish",
+    ),
+    tvn.Block("depthwise", 3, 1, "maxpool", 2, 2, repeats=1, filters=8, expand=2, skip=True),
+    tvn.Block(
+      "maxpool",
+      2,
+      2,
+      "avgpool",
+      2,
+      1,
+      repeats=2,
+      filters=8,
+      expand=2,
+      inverted_bottleneck=True,
+      output_activation="hswish",
+    ),
+    tvn.Block(
+      "avgpool",
+      3,
+      1,
+      "conv",
+      3,
+      1,
+      repeats=1,
+      filters=16,
+      expand=1,
+      context_gate=True,
+      squeeze=0.25,
+    ),
+  ),
+)
 CLIP_SHAPE = (4, 32, 32, 3)
 # The builtins a reshape-only TVN lowers to.
-TVN_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D",
-           "RESHAPE", "MEAN", "MUL", "ADD", "LOGISTIC", "HARD_SWISH",
-           "FULLY_CONNECTED"}
+TVN_OPS = {
+  "CONV_2D",
+  "DEPTHWISE_CONV_2D",
+  "MAX_POOL_2D",
+  "AVERAGE_POOL_2D",
+  "RESHAPE",
+  "MEAN",
+  "MUL",
+  "ADD",
+  "LOGISTIC",
+  "HARD_SWISH",
+  "FULLY_CONNECTED",
+}
 
 
 def _clips(n, shape=CLIP_SHAPE, seed=0):
-  return np.random.default_rng(seed).uniform(-1, 1, (n,) + shape).astype(
-      np.float32)
+  return np.random.default_rng(seed).uniform(-1, 1, (n,) + shape).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +114,7 @@ def test_float_conversion_runs_every_op_in_float(tiny_model):
 
 def _shrunk(genome):
   """The genome with every op kept, 1/16 of the widths, a small resolution."""
-  blocks = tuple(dataclasses.replace(b, filters=max(8, b.filters // 16))
-                 for b in genome.blocks)
+  blocks = tuple(dataclasses.replace(b, filters=max(8, b.filters // 16)) for b in genome.blocks)
   for resolution in (32, 48, 64, 96):
     try:
       return dataclasses.replace(genome, resolution=resolution, blocks=blocks)
@@ -84,8 +131,7 @@ def test_zoo_architecture_converts_fully_int8(name):
   genome = _shrunk(zoo.genome(name))
   model = tvn.build_model(genome, CLASSES)
   shape = (genome.num_frames, genome.resolution, genome.resolution, 3)
-  converted = quantize.to_tflite(model, "int8", _clips(2, shape),
-                                 num_calibration_clips=2)
+  converted = quantize.to_tflite(model, "int8", _clips(2, shape), num_calibration_clips=2)
   assert converted.fully_int8, converted.float_ops
 
 
@@ -136,8 +182,7 @@ def test_converter_logs_stay_off_the_console(tiny_model, capfd):
 
 def test_representative_clips_from_a_dataset_of_batches():
   clips = _clips(10)
-  data = tf.data.Dataset.from_tensor_slices(
-      (clips, np.arange(10, dtype=np.int32))).batch(4)
+  data = tf.data.Dataset.from_tensor_slices((clips, np.arange(10, dtype=np.int32))).batch(4)
   taken = quantize.representative_clips(data, CLIP_SHAPE, num_clips=6)
   assert taken.shape == (6,) + CLIP_SHAPE and taken.dtype == np.float32
   np.testing.assert_array_equal(taken, clips[:6])
@@ -146,8 +191,7 @@ def test_representative_clips_from_a_dataset_of_batches():
 
 
 def test_representative_clips_from_arrays():
-  assert quantize.representative_clips(_clips(5), CLIP_SHAPE, 3).shape == (
-      (3,) + CLIP_SHAPE)
+  assert quantize.representative_clips(_clips(5), CLIP_SHAPE, 3).shape == ((3,) + CLIP_SHAPE)
   single = quantize.representative_clips(_clips(1)[0], CLIP_SHAPE)
   assert single.shape == (1,) + CLIP_SHAPE
 
@@ -156,14 +200,14 @@ def test_representative_clips_of_several_named_inputs():
   shapes = {"clips": CLIP_SHAPE, "objects": (4, 32, 32, 2)}
   clips, objects = _clips(10), _clips(10, shapes["objects"], seed=1) + 1.5
   data = tf.data.Dataset.from_tensor_slices(
-      ({"clips": clips, "objects": objects}, np.arange(10))).batch(4)
+    ({"clips": clips, "objects": objects}, np.arange(10))
+  ).batch(4)
   taken = quantize.representative_clips(data, shapes, num_clips=6)
   assert set(taken) == {"clips", "objects"}
   np.testing.assert_array_equal(taken["clips"], clips[:6])
   # Only RGB clips must lie in [-1, 1].
   np.testing.assert_array_equal(taken["objects"], objects[:6])
-  single = quantize.representative_clips(
-      {"clips": clips[0], "objects": objects[0]}, shapes)
+  single = quantize.representative_clips({"clips": clips[0], "objects": objects[0]}, shapes)
   assert single["objects"].shape == (1, 4, 32, 32, 2)
   with pytest.raises(UserError, match="model reads"):
     quantize.representative_clips({"clips": clips}, shapes)
@@ -195,12 +239,13 @@ def test_bad_calibration_input(tiny_model):
 def test_count_flops_is_twice_the_multiply_adds():
   inputs = tf.keras.Input((4, 8, 8, 3))
   x = tf.keras.layers.Conv3D(6, (3, 3, 3), padding="same", use_bias=False)(
-      inputs)                                    # 4*8*8*6 outputs x 27*3
+    inputs
+  )  # 4*8*8*6 outputs x 27*3
   x = tf.keras.layers.Reshape((32, 8, 6))(x)
   x = tf.keras.layers.Conv2D(5, 3, strides=2, padding="same")(x)  # 16*4*5 x 54
-  x = tf.keras.layers.DepthwiseConv2D(3, padding="same")(x)       # 16*4*5 x 9
+  x = tf.keras.layers.DepthwiseConv2D(3, padding="same")(x)  # 16*4*5 x 9
   x = tf.keras.layers.GlobalAveragePooling2D()(x)
-  outputs = tf.keras.layers.Dense(7)(x)                           # 7 x 5
+  outputs = tf.keras.layers.Dense(7)(x)  # 7 x 5
   model = tf.keras.Model(inputs, outputs)
   macs = 4 * 8 * 8 * 6 * 27 * 3 + 16 * 4 * 5 * 54 + 16 * 4 * 5 * 9 + 7 * 5
   assert cost.count_flops(model) == 2 * macs

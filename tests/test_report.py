@@ -26,14 +26,19 @@ def _record(index, fitness, parent=None, status="ok", **metrics):
   timings = {"total_s": 10.0}
   if "latency_ms" in metrics:  # measured by a runtime gate
     timings.update(gate_s=2.0, train_s=11.0, evaluate_s=1.0) if ok else timings.update(gate_s=2.0)
-  return Record(id=format_id(index), method="tvn", genome={"blocks": [], "width": index},
-                status=status, parent=None if parent is None else format_id(parent),
-                mutation="random" if parent is None else f"width {parent} -> {index}",
-                metrics={"accuracy": fitness, **metrics} if ok else metrics,
-                fitness=fitness if ok else None,
-                reason=None if ok else "latency 2.00 ms > limit 0.5 ms",
-                timings=timings,
-                finished_at=f"2026-11-25T10:{index:02d}:00+00:00")
+  return Record(
+    id=format_id(index),
+    method="tvn",
+    genome={"blocks": [], "width": index},
+    status=status,
+    parent=None if parent is None else format_id(parent),
+    mutation="random" if parent is None else f"width {parent} -> {index}",
+    metrics={"accuracy": fitness, **metrics} if ok else metrics,
+    fitness=fitness if ok else None,
+    reason=None if ok else "latency 2.00 ms > limit 0.5 ms",
+    timings=timings,
+    finished_at=f"2026-11-25T10:{index:02d}:00+00:00",
+  )
 
 
 def _assert_report_files(written):
@@ -49,8 +54,16 @@ def _assert_report_files(written):
 
 def test_pareto_front_on_hand_made_points():
   # (cost, accuracy): lower cost and higher accuracy are better.
-  points = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4), (3.0, 0.7), (0.5, 0.2), (2.0, 0.7), (4.0, 0.9),
-            (2.5, 0.65)]
+  points = [
+    (1.0, 0.5),
+    (2.0, 0.7),
+    (1.5, 0.4),
+    (3.0, 0.7),
+    (0.5, 0.2),
+    (2.0, 0.7),
+    (4.0, 0.9),
+    (2.5, 0.65),
+  ]
   front = analysis.pareto_front(points)
   # (1.5, 0.4) is beaten by (1.0, 0.5); (3.0, 0.7) by (2.0, 0.7); (2.5, 0.65) by (2.0, 0.7);
   # the two equal (2.0, 0.7) points both stay.
@@ -60,14 +73,23 @@ def test_pareto_front_on_hand_made_points():
 
 
 def test_best_so_far_counts_failures_as_spent_budget():
-  records = [_record(0, None, status="over_limit"), _record(1, 0.3), _record(2, 0.2),
-             _record(3, None, status="failed"), _record(4, 0.5)]
+  records = [
+    _record(0, None, status="over_limit"),
+    _record(1, 0.3),
+    _record(2, 0.2),
+    _record(3, None, status="failed"),
+    _record(4, 0.5),
+  ]
   assert analysis.best_so_far(records) == [None, 0.3, 0.3, 0.3, 0.5]
 
 
 def test_lineage_follows_parents_and_says_where_it_is_cut():
-  records = [_record(0, 0.3), _record(1, 0.4, parent=0), _record(3, 0.5, parent=1),
-             _record(5, 0.6, parent=4)]
+  records = [
+    _record(0, 0.3),
+    _record(1, 0.4, parent=0),
+    _record(3, 0.5, parent=1),
+    _record(5, 0.6, parent=4),
+  ]
   chain, cut = analysis.lineage(records, "000003")
   assert [r.id for r in chain] == ["000000", "000001", "000003"] and cut is None
   chain, cut = analysis.lineage(records, "000005")
@@ -88,12 +110,13 @@ def test_report_of_a_hand_made_runtime_limited_search(tmp_path, monkeypatch):
   store = RecordStore(workdir)
   latency = {"latency_ms": 0.2, "num_params": 3000}
   for record in [
-      _record(0, 0.30, accuracy_int8=0.30, **latency),
-      _record(1, 0.35, accuracy_int8=0.35, latency_ms=0.4, num_params=9000),
-      _record(2, None, status="over_limit", latency_ms=2.0, num_params=40000),
-      _record(3, 0.45, parent=1, accuracy_int8=0.45, latency_ms=0.3, num_params=5000),
-      _record(4, 0.25, parent=0, accuracy_int8=0.25, latency_ms=0.35, num_params=8000),
-      _record(5, 0.50, parent=3, accuracy_int8=0.50, latency_ms=0.45, num_params=6000)]:
+    _record(0, 0.30, accuracy_int8=0.30, **latency),
+    _record(1, 0.35, accuracy_int8=0.35, latency_ms=0.4, num_params=9000),
+    _record(2, None, status="over_limit", latency_ms=2.0, num_params=40000),
+    _record(3, 0.45, parent=1, accuracy_int8=0.45, latency_ms=0.3, num_params=5000),
+    _record(4, 0.25, parent=0, accuracy_int8=0.25, latency_ms=0.35, num_params=8000),
+    _record(5, 0.50, parent=3, accuracy_int8=0.50, latency_ms=0.45, num_params=6000),
+  ]:
     store.write(record)
   candidates = os.path.join(workdir, "candidates")
   with open(os.path.join(candidates, "000006.json"), "w") as f:
@@ -103,24 +126,36 @@ def test_report_of_a_hand_made_runtime_limited_search(tmp_path, monkeypatch):
   with open(os.path.join(workdir, "config.gin"), "w") as f:
     f.write("Search.runtime_gate = @RuntimeGate()\nRuntimeGate.max_latency_ms = 0.5\n")
   with open(os.path.join(workdir, load.ZOO_LATENCY_FILE), "w") as f:
-    json.dump([{"name": "tvn1", "int8_1t": {"median_ms": 0.9}},
-               {"name": "mine", "latency_ms": 0.25, "accuracy": 0.4}], f)
+    json.dump(
+      [
+        {"name": "tvn1", "int8_1t": {"median_ms": 0.9}},
+        {"name": "mine", "latency_ms": 0.25, "accuracy": 0.4},
+      ],
+      f,
+    )
 
   written = report.write_report(workdir, top=3)
 
   assert written.best.id == "000005"
   assert {os.path.basename(p) for p in written.png_paths} == {
-      "progress.png", "pareto_latency.png", "pareto_params.png", "lineage.png", "tvn_best.png"}
+    "progress.png",
+    "pareto_latency.png",
+    "pareto_params.png",
+    "lineage.png",
+    "tvn_best.png",
+  }
   assert drawn == [("000005", 6)]
   assert os.path.dirname(written.html_path) == os.path.join(workdir, "report")
   page = _assert_report_files(written)
-  assert "Best candidate: <b><a href=\"../candidates/000005.json\">000005</a>" in page
+  assert 'Best candidate: <b><a href="../candidates/000005.json">000005</a>' in page
   assert "child of 000003: width 3 -&gt; 5" in page  # the lineage says what changed
   assert "000006.json" in page and "000007.json" in page  # skipped files are named
   assert any("000007.json" in n and "missing fields" in n for n in written.notes)
   assert "latency 2.00 ms &gt; limit 0.5 ms" in page
-  assert ("Runtime gate: 1 of 6 measured candidates were over a limit and not trained, "
-          "saving about 12s of training") in page
+  assert (
+    "Runtime gate: 1 of 6 measured candidates were over a limit and not trained, "
+    "saving about 12s of training"
+  ) in page
   data = load.load_search(workdir)
   assert load.runtime_limit_ms(data.config) == 0.5
   assert [m["name"] for m in data.zoo] == ["tvn1", "mine"] and data.zoo[0]["latency_ms"] == 0.9
@@ -129,13 +164,25 @@ def test_report_of_a_hand_made_runtime_limited_search(tmp_path, monkeypatch):
 def test_gate_savings_are_the_rejected_count_times_the_median_training():
   def gated(index, status="ok", train_s=0.0):
     record = _record(index, 0.3 if status == "ok" else None, status=status)
-    timings = {"gate_s": 1.0, "train_s": train_s, "evaluate_s": 1.0} if status == "ok" else {
-        "gate_s": 0.5}
+    timings = (
+      {"gate_s": 1.0, "train_s": train_s, "evaluate_s": 1.0} if status == "ok" else {"gate_s": 0.5}
+    )
     return dataclasses.replace(record, timings=timings)
-  records = [gated(0, train_s=9.0), gated(1, train_s=19.0), gated(2, train_s=29.0),
-             gated(3, "over_limit"), gated(4, "over_limit")]
+
+  records = [
+    gated(0, train_s=9.0),
+    gated(1, train_s=19.0),
+    gated(2, train_s=29.0),
+    gated(3, "over_limit"),
+    gated(4, "over_limit"),
+  ]
   assert analysis.gate_savings(records) == {
-      "over_limit": 2, "gated": 5, "median_training_s": 20.0, "saved_s": 40.0, "gate_s": 4.0}
+    "over_limit": 2,
+    "gated": 5,
+    "median_training_s": 20.0,
+    "saved_s": 40.0,
+    "gate_s": 4.0,
+  }
   assert analysis.gate_savings([_record(0, 0.3)]) is None  # no gate ran
 
 
@@ -152,9 +199,14 @@ def test_report_on_empty_missing_and_non_search_workdirs(tmp_path):
 
 
 def test_launcher_reports_a_missing_workdir_in_one_line(tmp_path):
-  result = subprocess.run([sys.executable, "-m", "launch.report",
-                           f"--workdir={tmp_path / 'missing'}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300, check=False)
+  result = subprocess.run(
+    [sys.executable, "-m", "launch.report", f"--workdir={tmp_path / 'missing'}"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
   assert result.returncode == 2, result.stderr[-2000:]
   assert result.stderr.strip().splitlines()[-1].startswith("error: No such workdir")
 
@@ -164,9 +216,20 @@ def test_report_while_a_real_search_runs_and_after_it_finishes(tmp_path):
   workdir, data_dir = str(tmp_path / "work"), str(tmp_path / "data")
   candidates = os.path.join(workdir, "candidates")
   search = subprocess.Popen(
-      [sys.executable, "-m", "launch.search", f"--workdir={workdir}", f"--gin_file={TINY}",
-       f"--gin_bindings=load_dataset.data_dir='{data_dir}'", "--gin_bindings=Search.num_candidates=4"],
-      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    [
+      sys.executable,
+      "-m",
+      "launch.search",
+      f"--workdir={workdir}",
+      f"--gin_file={TINY}",
+      f"--gin_bindings=load_dataset.data_dir='{data_dir}'",
+      "--gin_bindings=Search.num_candidates=4",
+    ],
+    cwd=REPO,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
   live_counts = []
   deadline = time.monotonic() + 400
   while search.poll() is None and time.monotonic() < deadline:

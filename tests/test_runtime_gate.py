@@ -19,11 +19,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _search(tmp_path, *bindings):
   gin.add_config_file_search_path(REPO)
   gin.parse_config_files_and_bindings(
-      [os.path.join(REPO, "tests", "data", "tiny_search.gin")],
-      [f"load_dataset.data_dir = '{tmp_path / 'data'}'",
-       "Search.runtime_gate = @RuntimeGate()",
-       "LatencySettings.warmup = 1", "LatencySettings.runs = 3",
-       "RuntimeGate.num_calibration_clips = 4", *bindings])
+    [os.path.join(REPO, "tests", "data", "tiny_search.gin")],
+    [
+      f"load_dataset.data_dir = '{tmp_path / 'data'}'",
+      "Search.runtime_gate = @RuntimeGate()",
+      "LatencySettings.warmup = 1",
+      "LatencySettings.runs = 3",
+      "RuntimeGate.num_calibration_clips = 4",
+      *bindings,
+    ],
+  )
   search = Search(workdir=str(tmp_path / "work"))
   search.run()
   return RecordStore(str(tmp_path / "work")).read_all()
@@ -49,8 +54,13 @@ def test_parameter_cap_rejects_before_any_conversion(tmp_path):
 
 @pytest.mark.slow
 def test_a_child_within_limits_trains_and_is_scored_on_its_int8_accuracy(tmp_path):
-  [record] = _search(tmp_path, "Search.num_candidates = 1", "RuntimeGate.max_latency_ms = 1e6",
-                     "Search.fitness = @accuracy_fitness", "accuracy_fitness.key = 'accuracy_int8'")
+  [record] = _search(
+    tmp_path,
+    "Search.num_candidates = 1",
+    "RuntimeGate.max_latency_ms = 1e6",
+    "Search.fitness = @accuracy_fitness",
+    "accuracy_fitness.key = 'accuracy_int8'",
+  )
   assert record.status == "ok"
   metrics = record.metrics
   assert 0.0 <= metrics["accuracy_int8"] <= 1.0 and metrics["num_int8_eval_clips"] == 16
@@ -65,16 +75,20 @@ def test_latency_tradeoff_fitness():
   slower = fitness.latency_tradeoff_fitness(metrics, target_ms=10.0)
   faster = fitness.latency_tradeoff_fitness(metrics, target_ms=40.0)
   assert slower < 0.8 < faster
-  assert slower == pytest.approx(0.8 * 2.0 ** -0.07)
+  assert slower == pytest.approx(0.8 * 2.0**-0.07)
   with pytest.raises(ValueError):
     fitness.latency_tradeoff_fitness(metrics, target_ms=0.0)
 
 
 def test_take_clips_of_dict_batches_keeps_every_input():
-  inputs = {"clips": np.zeros((5, 2, 4, 4, 3), np.float32),
-            "objects": np.ones((5, 2, 4, 4, 2), np.float32)}
+  inputs = {
+    "clips": np.zeros((5, 2, 4, 4, 3), np.float32),
+    "objects": np.ones((5, 2, 4, 4, 2), np.float32),
+  }
   data = tf.data.Dataset.from_tensor_slices((inputs, np.arange(5))).batch(2)
   clips, labels = clips_lib.take_clips(data, 3)
   assert {name: c.shape for name, c in clips.items()} == {
-      "clips": (3, 2, 4, 4, 3), "objects": (3, 2, 4, 4, 2)}
+    "clips": (3, 2, 4, 4, 3),
+    "objects": (3, 2, 4, 4, 2),
+  }
   assert list(labels) == [0, 1, 2]

@@ -16,26 +16,39 @@ TINY = os.path.join(REPO, "tests", "data", "tiny_search.gin")
 
 
 def _search_command(workdir, data_dir, *extra):
-  return [sys.executable, "-m", "launch.search", f"--workdir={workdir}",
-          f"--gin_file={TINY}", f"--gin_bindings=load_dataset.data_dir='{data_dir}'", *extra]
+  return [
+    sys.executable,
+    "-m",
+    "launch.search",
+    f"--workdir={workdir}",
+    f"--gin_file={TINY}",
+    f"--gin_bindings=load_dataset.data_dir='{data_dir}'",
+    *extra,
+  ]
 
 
 def _run(command, timeout=600):
-  return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                        check=False)
+  return subprocess.run(
+    command, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+  )
 
 
 def _files(directory):
-  return {name: open(os.path.join(directory, name), "rb").read()
-          for name in sorted(os.listdir(directory))}
+  return {
+    name: open(os.path.join(directory, name), "rb").read() for name in sorted(os.listdir(directory))
+  }
 
 
 @pytest.mark.slow
 def test_search_killed_mid_candidate_resumes_without_losing_or_repeating(tmp_path):
   workdir, data_dir = str(tmp_path / "work"), str(tmp_path / "data")
   candidates = os.path.join(workdir, "candidates")
-  process = subprocess.Popen(_search_command(workdir, data_dir), cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  process = subprocess.Popen(
+    _search_command(workdir, data_dir),
+    cwd=REPO,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   deadline = time.monotonic() + 400
   while time.monotonic() < deadline:
     if os.path.isdir(candidates) and len(os.listdir(candidates)) >= 2:
@@ -79,23 +92,33 @@ def test_search_killed_mid_candidate_resumes_without_losing_or_repeating(tmp_pat
   assert _files(candidates) == after
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["--gin_file=gin/tvn/no_such.gin"], "no_such.gin"),
-    (["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.no_such_parameter=1"],
-     "no_such_parameter"),
-    (["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.initial_genomes=['{genome}']"],
-     "not valid JSON"),
-    (["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.initial_genomes=['{bad_field}']"],
-     "blocks[0].filters"),
+    (
+      ["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.no_such_parameter=1"],
+      "no_such_parameter",
+    ),
+    (
+      ["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.initial_genomes=['{genome}']"],
+      "not valid JSON",
+    ),
+    (
+      ["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.initial_genomes=['{bad_field}']"],
+      "blocks[0].filters",
+    ),
     (["--gin_file=gin/tvn/smoke.gin", "--strategy=gpu"], "GPU"),
     (["--gin_file=gin/tvn/smoke.gin", "--strategy=tpu", "--tpu=local"], "no TPU"),
     (["--gin_file=gin/tvn/smoke.gin", "--workdir=/proc/vsearch"], "Choose a --workdir"),
     (["--gin_file=gin/tvn/smoke.gin", "--cpus=0-x"], "--cpus"),
-])
+  ],
+)
 def test_bad_input_ends_with_one_line(tmp_path, args, message):
   genome = tmp_path / "genome.json"
   genome.write_text("{not json")
   from vsearch.methods import zoo
+
   bad = zoo.genome("tvn1").to_dict()
   bad["blocks"][0]["filters"] = -3
   bad_field = tmp_path / "bad_field.json"

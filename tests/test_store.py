@@ -11,9 +11,14 @@ from vsearch.search.store import RecordStore
 
 
 def _record(index, fitness=0.5, status="ok"):
-  return Record(id=format_id(index), method="tvn", genome={"x": index},
-                status=status, fitness=fitness if status == "ok" else None,
-                metrics={"accuracy": fitness})
+  return Record(
+    id=format_id(index),
+    method="tvn",
+    genome={"x": index},
+    status=status,
+    fitness=fitness if status == "ok" else None,
+    metrics={"accuracy": fitness},
+  )
 
 
 def test_write_then_read_round_trips(tmp_path):

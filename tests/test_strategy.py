@@ -20,11 +20,14 @@ def test_cpu_is_the_default_strategy_without_accelerators(monkeypatch):
   assert tf.keras.mixed_precision.global_policy().name == "float32"
 
 
-@pytest.mark.parametrize("tf_config,message", [
+@pytest.mark.parametrize(
+  "tf_config,message",
+  [
     (None, "needs the TF_CONFIG"),
     ("{not json", "does not parse"),
     ('{"cluster": {}, "task": {"index": 0}}', "does not parse"),
-])
+  ],
+)
 def test_multi_worker_needs_a_tf_config_that_parses(monkeypatch, tf_config, message):
   if tf_config is None:
     monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -34,10 +37,13 @@ def test_multi_worker_needs_a_tf_config_that_parses(monkeypatch, tf_config, mess
     strategy.resolve("multi_worker")
 
 
-@pytest.mark.parametrize("tpu,message", [
+@pytest.mark.parametrize(
+  "tpu,message",
+  [
     ("local", "This host has no TPU"),
     ("no-such-tpu-name", "Cannot reach the TPU 'no-such-tpu-name'"),
-])
+  ],
+)
 def test_an_absent_tpu_is_one_clear_error(tpu, message):
   with pytest.raises(UserError, match=message):
     strategy.resolve("tpu", tpu)
@@ -57,17 +63,26 @@ def test_pinning_restricts_the_process_and_its_thread_pools():
       print("RESULT", cores, sorted(os.sched_getaffinity(0)),
             tf.config.threading.get_intra_op_parallelism_threads())
   """)
-  result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                          text=True, timeout=120, check=False)
+  result = subprocess.run(
+    [sys.executable, "-c", script],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.split("RESULT")[1].split() == ["[0]", "[0]", "1"]
 
 
-@pytest.mark.parametrize("spec,message", [
+@pytest.mark.parametrize(
+  "spec,message",
+  [
     ("zero", "does not parse"),
     ("0-", "does not parse"),
     ("4096", "cannot use"),
-])
+  ],
+)
 def test_bad_cpu_lists_are_refused(spec, message):
   with pytest.raises(UserError, match=message):
     strategy.pin_cpus(spec)

@@ -14,30 +14,35 @@ from vsearch.data import synthetic_motion as sm
 from vsearch.data.clips import ClipSpec, make_clips
 from vsearch.errors import UserError
 
-TINY = dict(num_frames=4, resolution=16, num_classes=2, train_per_class=3,
-            validation_per_class=2)
+TINY = dict(num_frames=4, resolution=16, num_classes=2, train_per_class=3, validation_per_class=2)
 
 
 def _read(builder, split, with_objects=False):
   """All (video, label) pairs of a split, as numpy; with their object maps
   [T, S, S] as a third item if ``with_objects``."""
-  return [(ex["video"].numpy(), int(ex["label"].numpy()))
-          + ((ex["objects"].numpy()[..., 0],) if with_objects else ())
-          for ex in builder.as_dataset(split=split, shuffle_files=False)]
+  return [
+    (ex["video"].numpy(), int(ex["label"].numpy()))
+    + ((ex["objects"].numpy()[..., 0],) if with_objects else ())
+    for ex in builder.as_dataset(split=split, shuffle_files=False)
+  ]
 
 
 def _bind_size(**sizes):
-  gin.parse_config("\n".join(f"synthetic_motion_config.{k} = {v}"
-                             for k, v in sizes.items()))
+  gin.parse_config("\n".join(f"synthetic_motion_config.{k} = {v}" for k, v in sizes.items()))
 
 
 def test_config_name_depends_on_every_size():
   base = sm.SyntheticMotionConfig(**TINY, seed=0)
   assert base.name == "f4_r16_c2_tr3_va2_s0"
   names = {base.name}
-  for field, value in [("num_frames", 5), ("resolution", 17),
-                       ("num_classes", 4), ("train_per_class", 4),
-                       ("validation_per_class", 3), ("seed", 1)]:
+  for field, value in [
+    ("num_frames", 5),
+    ("resolution", 17),
+    ("num_classes", 4),
+    ("train_per_class", 4),
+    ("validation_per_class", 3),
+    ("seed", 1),
+  ]:
     names.add(sm.SyntheticMotionConfig(**{**TINY, field: value}).name)
   assert len(names) == 7
 
@@ -50,9 +55,10 @@ def test_bad_sizes_are_user_errors():
 
 
 def test_generation_is_deterministic_balanced_and_typed(tmp_path):
-  builds = [sm.make_builder(sm.SyntheticMotionConfig(**TINY, seed=seed),
-                            data_dir=str(tmp_path / name))
-            for name, seed in (("a", 0), ("b", 0), ("c", 1))]
+  builds = [
+    sm.make_builder(sm.SyntheticMotionConfig(**TINY, seed=seed), data_dir=str(tmp_path / name))
+    for name, seed in (("a", 0), ("b", 0), ("c", 1))
+  ]
   for builder in builds:
     builder.download_and_prepare()
   a, b, c = builds
@@ -75,18 +81,21 @@ def test_each_stored_clip_is_its_index_rendered_alone(tmp_path):
   config = sm.SyntheticMotionConfig(**TINY, seed=5)
   builder = sm.make_builder(config, data_dir=str(tmp_path))
   builder.download_and_prepare()
-  stored = {video.tobytes(): (label, objects) for video, label, objects
-            in _read(builder, "train", with_objects=True)}
+  stored = {
+    video.tobytes(): (label, objects)
+    for video, label, objects in _read(builder, "train", with_objects=True)
+  }
   for index in reversed(range(6)):  # Any order gives the same clips.
     label = index % 2
     video, objects = sm.render_clip_with_objects(
-        sm.example_rng(5, "train", index), sm.class_angle(label, 2), 4, 16)
+      sm.example_rng(5, "train", index), sm.class_angle(label, 2), 4, 16
+    )
     assert stored[video.tobytes()][0] == label
     np.testing.assert_array_equal(stored[video.tobytes()][1], objects)
     # render_clip draws the same clip.
     np.testing.assert_array_equal(
-        sm.render_clip(sm.example_rng(5, "train", index),
-                       sm.class_angle(label, 2), 4, 16), video)
+      sm.render_clip(sm.example_rng(5, "train", index), sm.class_angle(label, 2), 4, 16), video
+    )
 
 
 @pytest.mark.parametrize("index", range(4))
@@ -97,10 +106,10 @@ def test_object_maps_name_the_shape_where_it_is_drawn(index, monkeypatch):
   monkeypatch.setattr(sm, "_BACKGROUND_CONTRAST", 0.0)
   shapes = []
   real_sdf = sm._unit_sdf
-  monkeypatch.setattr(sm, "_unit_sdf",
-                      lambda shape, u, v: shapes.append(shape) or real_sdf(shape, u, v))
-  video, objects = sm.render_clip_with_objects(
-      sm.example_rng(0, "train", index), 1.0, 3, 48)
+  monkeypatch.setattr(
+    sm, "_unit_sdf", lambda shape, u, v: shapes.append(shape) or real_sdf(shape, u, v)
+  )
+  video, objects = sm.render_clip_with_objects(sm.example_rng(0, "train", index), 1.0, 3, 48)
   assert objects.shape == (3, 48, 48) and objects.dtype == np.uint8
   drawn = np.abs(video.astype(int) - video[0, 0, 0].astype(int)).max(-1) > 40
   labelled = objects > 0
@@ -120,8 +129,7 @@ def test_objects_travel_in_the_class_direction(label, monkeypatch):
   size, frames = 64, 6
   angle = sm.class_angle(label, 8)
   for index in range(3):
-    video = sm.render_clip(sm.example_rng(0, "train", index), angle, frames,
-                           size).astype(float)
+    video = sm.render_clip(sm.example_rng(0, "train", index), angle, frames, size).astype(float)
     # The object covers under a third of the image: the median is background.
     background = np.median(video.reshape(-1, 3), axis=0)
     weight = np.abs(video - background).sum(axis=-1)  # [T, S, S]
@@ -164,8 +172,9 @@ def test_load_dataset_user_errors(tmp_path):
 # The property test. Over dataset and training seeds 0-7 these sizes gave the
 # frame-only model 0.19-0.31 validation accuracy and the temporal one
 # 0.92-0.985 (chance 0.25), in about 10 s per model on 2 CPU cores.
-PROPERTY_SIZE = dict(num_frames=8, resolution=32, num_classes=4,
-                     train_per_class=128, validation_per_class=50)
+PROPERTY_SIZE = dict(
+  num_frames=8, resolution=32, num_classes=4, train_per_class=128, validation_per_class=50
+)
 PROPERTY_CLIP = ClipSpec(num_frames=4, frame_stride=1, resolution=32)
 PROPERTY_STEPS = 160
 
@@ -176,8 +185,9 @@ def _conv_bn_relu(x, layer):
   return keras.layers.ReLU()(x)
 
 
-def small_video_model(temporal: bool, spec: ClipSpec, num_classes: int,
-                      width: int = 8) -> keras.Model:
+def small_video_model(
+  temporal: bool, spec: ClipSpec, num_classes: int, width: int = 8
+) -> keras.Model:
   """2-D convs on each frame, max over space, mean over time, a classifier.
 
   With ``temporal`` the third layer is a (3, 1) convolution over time (frames
@@ -188,48 +198,43 @@ def small_video_model(temporal: bool, spec: ClipSpec, num_classes: int,
   frames, side = spec.num_frames, spec.resolution // 4
   per_frame = keras.layers.TimeDistributed
   x = inputs = keras.Input(spec.input_shape)
-  x = _conv_bn_relu(x, per_frame(keras.layers.Conv2D(width, 3, strides=2,
-                                                     padding="same")))
-  x = _conv_bn_relu(x, per_frame(keras.layers.Conv2D(2 * width, 3, strides=2,
-                                                     padding="same")))
+  x = _conv_bn_relu(x, per_frame(keras.layers.Conv2D(width, 3, strides=2, padding="same")))
+  x = _conv_bn_relu(x, per_frame(keras.layers.Conv2D(2 * width, 3, strides=2, padding="same")))
   if temporal:
     x = keras.layers.Reshape((frames, side * side, 2 * width))(x)
-    x = _conv_bn_relu(x, keras.layers.Conv2D(2 * width, (3, 1),
-                                             padding="same"))
+    x = _conv_bn_relu(x, keras.layers.Conv2D(2 * width, (3, 1), padding="same"))
     x = keras.layers.Reshape((frames, side, side, 2 * width))(x)
   else:
     x = _conv_bn_relu(x, per_frame(keras.layers.Conv2D(2 * width, 1)))
-  x = _conv_bn_relu(x, per_frame(keras.layers.Conv2D(2 * width, 3,
-                                                     padding="same")))
+  x = _conv_bn_relu(x, per_frame(keras.layers.Conv2D(2 * width, 3, padding="same")))
   x = per_frame(keras.layers.GlobalMaxPooling2D())(x)
   x = keras.layers.GlobalAveragePooling1D()(x)
   return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
 
 
-def train_and_evaluate(data: datasets.VideoDataset, temporal: bool,
-                       spec: ClipSpec, steps: int, seed: int) -> float:
+def train_and_evaluate(
+  data: datasets.VideoDataset, temporal: bool, spec: ClipSpec, steps: int, seed: int
+) -> float:
   """Validation accuracy of a small model after ``steps`` steps of Adam."""
   keras.utils.set_random_seed(seed)
   model = small_video_model(temporal, spec, data.num_classes)
-  model.compile(keras.optimizers.Adam(6e-3),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=["accuracy"])
+  model.compile(
+    keras.optimizers.Adam(6e-3),
+    keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    metrics=["accuracy"],
+  )
   train = make_clips(data.train, spec, batch_size=32, training=True, seed=seed)
   model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-  validation = make_clips(data.validation, spec, batch_size=100,
-                          training=False)
+  validation = make_clips(data.validation, spec, batch_size=100, training=False)
   return model.evaluate(validation, verbose=0)[1]
 
 
 @pytest.mark.slow
-def test_frame_only_model_stays_near_chance_and_temporal_model_learns(
-    tmp_path):
+def test_frame_only_model_stays_near_chance_and_temporal_model_learns(tmp_path):
   _bind_size(**PROPERTY_SIZE)
   data = datasets.load_dataset(data_dir=str(tmp_path))
   chance = 1.0 / data.num_classes
-  frame_only = train_and_evaluate(data, False, PROPERTY_CLIP, PROPERTY_STEPS,
-                                  seed=0)
-  temporal = train_and_evaluate(data, True, PROPERTY_CLIP, PROPERTY_STEPS,
-                                seed=0)
+  frame_only = train_and_evaluate(data, False, PROPERTY_CLIP, PROPERTY_STEPS, seed=0)
+  temporal = train_and_evaluate(data, True, PROPERTY_CLIP, PROPERTY_STEPS, seed=0)
   assert frame_only < chance + 0.15, (frame_only, temporal)
   assert temporal > chance + 0.4, (frame_only, temporal)

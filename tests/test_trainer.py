@@ -34,8 +34,12 @@ def _linear_model(scale=1.0):
 def test_learns_a_separable_task_and_counts_every_clip():
   train, evaluation = _data()
   metrics, timings, _ = trainer.train_and_evaluate(
-      tf.distribute.get_strategy(), _linear_model, train, evaluation,
-      trainer.TrainConfig(steps=60, batch_size=16, learning_rate=0.05, steps_per_call=7))
+    tf.distribute.get_strategy(),
+    _linear_model,
+    train,
+    evaluation,
+    trainer.TrainConfig(steps=60, batch_size=16, learning_rate=0.05, steps_per_call=7),
+  )
   assert metrics["accuracy"] > 0.9
   assert metrics["num_eval_clips"] == 64
   assert metrics["num_params"] == 2 * 4 * 4 * 3 * 2 + 2
@@ -46,8 +50,12 @@ def test_nan_loss_is_a_candidate_error():
   train, evaluation = _data()
   with pytest.raises(CandidateError, match="nan|inf"):
     trainer.train_and_evaluate(
-        tf.distribute.get_strategy(), lambda: _linear_model(scale=float("inf")),
-        train, evaluation, trainer.TrainConfig(steps=5, batch_size=16))
+      tf.distribute.get_strategy(),
+      lambda: _linear_model(scale=float("inf")),
+      train,
+      evaluation,
+      trainer.TrainConfig(steps=5, batch_size=16),
+    )
 
 
 def test_mirrored_strategy_over_two_cpu_replicas():
@@ -65,9 +73,14 @@ def test_mirrored_strategy_over_two_cpu_replicas():
           t.trainer.TrainConfig(steps=60, batch_size=16, learning_rate=0.05))
       print("ACCURACY", metrics["accuracy"], metrics["num_eval_clips"])
   """)
-  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300, check=False,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  result = subprocess.run(
+    [sys.executable, "-c", script],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   accuracy, count = result.stdout.split("ACCURACY")[1].split()
   assert float(accuracy) > 0.9 and int(count) == 64
@@ -75,6 +88,7 @@ def test_mirrored_strategy_over_two_cpu_replicas():
 
 def _free_ports(count):
   import socket
+
   sockets = [socket.socket() for _ in range(count)]
   for s in sockets:
     s.bind(("127.0.0.1", 0))
@@ -104,11 +118,22 @@ def test_multi_worker_mirrored_strategy_over_two_local_processes():
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   workers = []
   for index in range(2):
-    env = dict(os.environ, TF_CONFIG=json.dumps(
-        {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}))
-    workers.append(subprocess.Popen([sys.executable, "-c", script], cwd=repo, env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True))
+    env = dict(
+      os.environ,
+      TF_CONFIG=json.dumps(
+        {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+      ),
+    )
+    workers.append(
+      subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+      )
+    )
   results = []
   try:
     for worker in workers:
@@ -141,15 +166,27 @@ def test_a_killed_training_resumes_from_its_checkpoint(tmp_path):
       raise Killed()
 
   with pytest.raises(Killed):
-    trainer.train_and_evaluate(tf.distribute.get_strategy(), _linear_model, train,
-                                evaluation, config, checkpoint_dir=str(tmp_path),
-                                checkpoint_every=10, on_progress=die_at_20)
+    trainer.train_and_evaluate(
+      tf.distribute.get_strategy(),
+      _linear_model,
+      train,
+      evaluation,
+      config,
+      checkpoint_dir=str(tmp_path),
+      checkpoint_every=10,
+      on_progress=die_at_20,
+    )
   assert seen == [5, 10, 15, 20]
   starts = []
   metrics, timings, _ = trainer.train_and_evaluate(
-      tf.distribute.get_strategy(), _linear_model,
-      lambda step: starts.append(step) or train, evaluation, config,
-      checkpoint_dir=str(tmp_path), checkpoint_every=10)
+    tf.distribute.get_strategy(),
+    _linear_model,
+    lambda step: starts.append(step) or train,
+    evaluation,
+    config,
+    checkpoint_dir=str(tmp_path),
+    checkpoint_every=10,
+  )
   assert starts == [10] and timings["resumed_from_step"] == 10  # step 20 was never saved
   assert metrics["accuracy"] > 0.9
   # The last checkpoint is at 20 of 30: the end of training is never checkpointed.
@@ -157,8 +194,9 @@ def test_a_killed_training_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_per_replica_batches_scale_with_replicas():
-  config = trainer.TrainConfig(batch_size=16, eval_batch_size=32, learning_rate=0.01,
-                                per_replica_batch=True)
+  config = trainer.TrainConfig(
+    batch_size=16, eval_batch_size=32, learning_rate=0.01, per_replica_batch=True
+  )
   scaled = config.for_replicas(8)
   assert (scaled.batch_size, scaled.eval_batch_size) == (128, 256)
   assert scaled.learning_rate == pytest.approx(0.08) and not scaled.per_replica_batch

@@ -18,34 +18,57 @@ _BLOCK_CHOICES = tvn_method._BLOCK_CHOICES
 
 
 def _block(**changes):
-  fields = dict(spatial_type="conv", spatial_kernel=3, spatial_stride=2,
-                temporal_type="conv", temporal_kernel=3, temporal_stride=1,
-                repeats=2, filters=8, expand=2)
+  fields = dict(
+    spatial_type="conv",
+    spatial_kernel=3,
+    spatial_stride=2,
+    temporal_type="conv",
+    temporal_kernel=3,
+    temporal_stride=1,
+    repeats=2,
+    filters=8,
+    expand=2,
+  )
   fields.update(changes)
   return tvn.Block(**fields)
 
 
 def _genome(blocks=None, **changes):
-  fields = dict(resolution=32, num_frames=4, frame_stride=2,
-                blocks=(_block(), _block(temporal_type="maxpool"))
-                if blocks is None else blocks)
+  fields = dict(
+    resolution=32,
+    num_frames=4,
+    frame_stride=2,
+    blocks=(_block(), _block(temporal_type="maxpool")) if blocks is None else blocks,
+  )
   fields.update(changes)
   return tvn.Genome(**fields)
 
 
 def _tiny_space(**changes):
-  fields = dict(resolutions=(16, 32), frame_counts=(1, 2, 4),
-                frame_strides=(1, 2), min_blocks=1, max_blocks=3,
-                spatial_kernels=(1, 3), spatial_strides=(1, 2),
-                temporal_kernels=(1, 2, 3), temporal_strides=(1, 2),
-                repeats=(1, 2), filters=(4, 8), expands=(1, 2),
-                squeeze_ratios=(0.0, 0.5), inverted_bottlenecks=(False, True),
-                activations=("relu", "hswish"))
+  fields = dict(
+    resolutions=(16, 32),
+    frame_counts=(1, 2, 4),
+    frame_strides=(1, 2),
+    min_blocks=1,
+    max_blocks=3,
+    spatial_kernels=(1, 3),
+    spatial_strides=(1, 2),
+    temporal_kernels=(1, 2, 3),
+    temporal_strides=(1, 2),
+    repeats=(1, 2),
+    filters=(4, 8),
+    expands=(1, 2),
+    squeeze_ratios=(0.0, 0.5),
+    inverted_bottlenecks=(False, True),
+    activations=("relu", "hswish"),
+  )
   fields.update(changes)
   return tvn.TvnSearchSpace(**fields)
 
 
-@pytest.mark.parametrize("field,value,allowed", [
+@pytest.mark.parametrize(
+  "field,value,allowed",
+  [
     ("spatial_type", "std", "'conv'"),
     ("temporal_type", "1d", "'maxpool'"),
     ("spatial_type", None, "'depthwise'"),
@@ -58,7 +81,8 @@ def _tiny_space(**changes):
     ("skip", 1, "true or false"),
     ("context_gate", "yes", "true or false"),
     ("output_activation", "swish", "'hswish'"),
-])
+  ],
+)
 def test_block_errors_name_the_field_and_what_is_allowed(field, value, allowed):
   with pytest.raises(InvalidGenomeError, match=re.escape(field)) as e:
     _block(**{field: value})
@@ -66,8 +90,7 @@ def test_block_errors_name_the_field_and_what_is_allowed(field, value, allowed):
 
 
 def test_published_names_get_a_hint():
-  with pytest.raises(InvalidGenomeError,
-                     match="published 'depth' is 'depthwise'"):
+  with pytest.raises(InvalidGenomeError, match="published 'depth' is 'depthwise'"):
     _block(spatial_type="depth")
 
 
@@ -75,14 +98,19 @@ def test_published_names_get_a_hint():
 def test_a_kernel_one_op_cannot_stride(op):
   with pytest.raises(InvalidGenomeError, match=f"{op}_stride"):
     _block(**{f"{op}_kernel": 1, f"{op}_stride": 2})
-  assert getattr(_block(**{f"{op}_kernel": 1, f"{op}_stride": 1}),
-                 f"{op}_kernel") == 1
+  assert getattr(_block(**{f"{op}_kernel": 1, f"{op}_stride": 1}), f"{op}_kernel") == 1
 
 
-@pytest.mark.parametrize("field,value", [
-    ("resolution", 0), ("num_frames", 2.5), ("frame_stride", None),
-    ("blocks", ()), ("blocks", "abc"),
-])
+@pytest.mark.parametrize(
+  "field,value",
+  [
+    ("resolution", 0),
+    ("num_frames", 2.5),
+    ("frame_stride", None),
+    ("blocks", ()),
+    ("blocks", "abc"),
+  ],
+)
 def test_genome_errors_name_the_field(field, value):
   with pytest.raises(InvalidGenomeError, match=field):
     _genome(**{field: value})
@@ -97,21 +125,22 @@ def test_spatial_collapse_is_rejected_and_names_the_block():
   four = _block(spatial_stride=4, spatial_kernel=4)
   # 32 -> 8 -> 2: a third stride of 4 would collapse the 2x2 map.
   assert _genome(blocks=(four, four)).block_shapes()[-1] == (4, 2)
-  with pytest.raises(InvalidGenomeError,
-                     match=r"blocks\[2\]\.spatial_stride.*32 -> 8 -> 2"):
+  with pytest.raises(InvalidGenomeError, match=r"blocks\[2\]\.spatial_stride.*32 -> 8 -> 2"):
     _genome(blocks=(four, four, four))
   # A stride equal to the size still leaves one pixel.
-  assert _genome(blocks=(four, four, _block(spatial_stride=2))
-                 ).block_shapes()[-1][1] == 1
+  assert _genome(blocks=(four, four, _block(spatial_stride=2))).block_shapes()[-1][1] == 1
 
 
 def test_block_shapes_follow_strides_and_skip_temporal_ops_at_one_frame():
-  genome = _genome(num_frames=8, blocks=(
-      _block(spatial_stride=2, temporal_stride=2),   # 8x32 -> 4x16
-      _block(spatial_stride=3, temporal_stride=3),   # -> 2x6 (ceil)
+  genome = _genome(
+    num_frames=8,
+    blocks=(
+      _block(spatial_stride=2, temporal_stride=2),  # 8x32 -> 4x16
+      _block(spatial_stride=3, temporal_stride=3),  # -> 2x6 (ceil)
       _block(spatial_kernel=1, spatial_stride=1, temporal_stride=3),  # 1x6
-      _block(temporal_stride=2),                     # 1x3: one frame, no op
-  ))
+      _block(temporal_stride=2),  # 1x3: one frame, no op
+    ),
+  )
   assert genome.block_shapes() == [(4, 16), (2, 6), (1, 6), (1, 3)]
 
 
@@ -124,8 +153,9 @@ def test_json_round_trip():
     again = tvn.Genome.from_dict(json.loads(text))
     assert again == genome
     assert json.dumps(again.to_dict()) == text
-  assert isinstance(tvn.TvnMethod().genome_from_dict(
-      json.loads(json.dumps(genomes[0].to_dict()))), tvn.Genome)
+  assert isinstance(
+    tvn.TvnMethod().genome_from_dict(json.loads(json.dumps(genomes[0].to_dict()))), tvn.Genome
+  )
 
 
 def test_from_dict_names_unknown_and_missing_keys():
@@ -136,22 +166,27 @@ def test_from_dict_names_unknown_and_missing_keys():
   data = _genome().to_dict()
   del data["blocks"][1]["expand"]
   data["blocks"][1]["non_local"] = 0
-  with pytest.raises(InvalidGenomeError,
-                     match=r"blocks\[1\]: unknown keys \['non_local'\] and "
-                           r"missing keys \['expand'\]"):
+  with pytest.raises(
+    InvalidGenomeError,
+    match=r"blocks\[1\]: unknown keys \['non_local'\] and "
+    r"missing keys \['expand'\]",
+  ):
     tvn.Genome.from_dict(data)
   del data["blocks"]
   with pytest.raises(InvalidGenomeError, match=r"missing keys \['blocks'\]"):
     tvn.Genome.from_dict(data)
 
 
-@pytest.mark.parametrize("path,value,message", [
+@pytest.mark.parametrize(
+  "path,value,message",
+  [
     (("blocks", 1, "spatial_kernel"), "3", r"blocks\[1\]\.spatial_kernel"),
     (("blocks", 0, "skip"), 0, r"blocks\[0\]\.skip.*true or false"),
     (("resolution",), 32.0, "resolution"),
     (("blocks",), {"a": 1}, "blocks"),
     (("blocks", 0), [1, 2], r"blocks\[0\]"),
-])
+  ],
+)
 def test_from_dict_rejects_wrong_types_with_the_path(path, value, message):
   data = _genome().to_dict()
   target = data
@@ -195,13 +230,13 @@ def _assert_in_space(genome, space):
   for block in genome.blocks:
     for field, attr in _BLOCK_CHOICES.items():
       value = getattr(block, field)
-      kernel_one = (field.endswith("_stride")
-                    and getattr(block, field.replace("stride", "kernel")) == 1)
+      kernel_one = (
+        field.endswith("_stride") and getattr(block, field.replace("stride", "kernel")) == 1
+      )
       assert value in getattr(space, attr) or (kernel_one and value == 1)
 
 
-@pytest.mark.parametrize("space", [tvn.TvnSearchSpace(), _tiny_space()],
-                         ids=["default", "tiny"])
+@pytest.mark.parametrize("space", [tvn.TvnSearchSpace(), _tiny_space()], ids=["default", "tiny"])
 def test_samples_are_valid_and_in_the_space(space):
   method = tvn.TvnMethod(space)
   genomes = [method.sample(np.random.default_rng(s)) for s in range(200)]
@@ -213,9 +248,10 @@ def test_samples_are_valid_and_in_the_space(space):
 
 
 def test_sampling_gives_up_with_a_clear_error():
-  method = tvn.TvnMethod(_tiny_space(resolutions=(2,), spatial_kernels=(3,),
-                                     spatial_strides=(2,), min_blocks=3),
-                         max_attempts=20)
+  method = tvn.TvnMethod(
+    _tiny_space(resolutions=(2,), spatial_kernels=(3,), spatial_strides=(2,), min_blocks=3),
+    max_attempts=20,
+  )
   with pytest.raises(UserError, match="No valid TVN genome"):
     method.sample(np.random.default_rng(0))
 
@@ -234,8 +270,7 @@ def _check_child(parent, child, description):
     i, field, old, new = found.groups()
     assert repr(getattr(parent.blocks[int(i)], field)) == old
     assert repr(getattr(child.blocks[int(i)], field)) == new
-  found = re.match(r"(resolution|num_frames|frame_stride) (\S+) -> (\S+)",
-                   description)
+  found = re.match(r"(resolution|num_frames|frame_stride) (\S+) -> (\S+)", description)
   if found:
     assert repr(getattr(child, found.group(1))) == found.group(3)
   if description.startswith("add block"):
@@ -244,8 +279,7 @@ def _check_child(parent, child, description):
     assert len(child.blocks) == len(parent.blocks) - 1
 
 
-@pytest.mark.parametrize("space", [tvn.TvnSearchSpace(), _tiny_space()],
-                         ids=["default", "tiny"])
+@pytest.mark.parametrize("space", [tvn.TvnSearchSpace(), _tiny_space()], ids=["default", "tiny"])
 def test_mutation_is_valid_differs_and_covers_every_kind(space):
   method = tvn.TvnMethod(space)
   kinds = collections.Counter()
@@ -269,13 +303,12 @@ def test_mutation_is_deterministic_given_the_generator():
 
 
 @pytest.mark.parametrize("name", zoo.names("tvn"))
-@pytest.mark.parametrize("space", [tvn.TvnSearchSpace(), _tiny_space()],
-                         ids=["default", "tiny"])
+@pytest.mark.parametrize("space", [tvn.TvnSearchSpace(), _tiny_space()], ids=["default", "tiny"])
 def test_zoo_genomes_mutate_even_outside_the_space(name, space):
   method = tvn.TvnMethod(space)
   parent = zoo.genome(name)
   for seed in range(30):
-    child, description = method.mutate(parent, np.random.default_rng(seed), 0.)
+    child, description = method.mutate(parent, np.random.default_rng(seed), 0.0)
     _check_child(parent, child, description)
 
 
@@ -302,14 +335,16 @@ def test_mutation_leaves_dead_temporal_fields_alone():
 def test_mutation_gives_up_when_the_space_allows_no_change():
   genome = _genome(blocks=(_block(),))
   block = genome.blocks[0]
-  space = tvn.TvnSearchSpace(**{
-      attr: (getattr(block, field),)
-      for field, attr in _BLOCK_CHOICES.items()},
-      resolutions=(32,), frame_counts=(4,), frame_strides=(2,),
-      min_blocks=1, max_blocks=1)
+  space = tvn.TvnSearchSpace(
+    **{attr: (getattr(block, field),) for field, attr in _BLOCK_CHOICES.items()},
+    resolutions=(32,),
+    frame_counts=(4,),
+    frame_strides=(2,),
+    min_blocks=1,
+    max_blocks=1,
+  )
   with pytest.raises(UserError, match="no valid mutation"):
-    tvn.TvnMethod(space, max_attempts=50).mutate(genome,
-                                                 np.random.default_rng(0))
+    tvn.TvnMethod(space, max_attempts=50).mutate(genome, np.random.default_rng(0))
 
 
 def test_kernel_one_mutation_drops_the_stride():
@@ -326,8 +361,7 @@ def test_kernel_one_mutation_drops_the_stride():
 
 
 def test_clip_spec():
-  spec = tvn.TvnMethod().clip_spec(_genome(resolution=48, num_frames=6,
-                                           frame_stride=3))
+  spec = tvn.TvnMethod().clip_spec(_genome(resolution=48, num_frames=6, frame_stride=3))
   assert (spec.num_frames, spec.frame_stride, spec.resolution) == (6, 3, 48)
   assert spec.input_shape == (6, 48, 48, 3)
 

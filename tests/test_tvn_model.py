@@ -11,31 +11,65 @@ FRAMES, SIZE, CLASSES = 4, 32, 3
 
 
 def _block(**changes):
-  fields = dict(spatial_type="conv", spatial_kernel=3, spatial_stride=2,
-                temporal_type="conv", temporal_kernel=3, temporal_stride=1,
-                repeats=1, filters=8, expand=2)
+  fields = dict(
+    spatial_type="conv",
+    spatial_kernel=3,
+    spatial_stride=2,
+    temporal_type="conv",
+    temporal_kernel=3,
+    temporal_stride=1,
+    repeats=1,
+    filters=8,
+    expand=2,
+  )
   fields.update(changes)
   return tvn.Block(**fields)
 
 
 def _genome(*blocks, num_frames=FRAMES):
-  return tvn.Genome(resolution=SIZE, num_frames=num_frames, frame_stride=1,
-                    blocks=blocks)
+  return tvn.Genome(resolution=SIZE, num_frames=num_frames, frame_stride=1, blocks=blocks)
 
 
 # Every spatial and temporal type, SE, CG, skip, inverted bottleneck, hswish.
 EVERYTHING = _genome(
-    _block(temporal_stride=2, repeats=2, skip=True, squeeze=0.5,
-           context_gate=True, spatial_activation="hswish",
-           temporal_activation="hswish", output_activation="hswish"),
-    _block(spatial_type="depthwise", temporal_type="maxpool",
-           temporal_kernel=2, repeats=2, inverted_bottleneck=True, skip=True,
-           squeeze=0.25),
-    _block(spatial_type="maxpool", spatial_kernel=2, temporal_type="avgpool",
-           temporal_kernel=2, temporal_stride=2, context_gate=True),
-    _block(spatial_type="avgpool", spatial_kernel=2, spatial_stride=1,
-           temporal_kernel=1, repeats=3, skip=True, filters=4, expand=1),
-    _block(spatial_stride=1, temporal_kernel=2),  # One frame left: no time op.
+  _block(
+    temporal_stride=2,
+    repeats=2,
+    skip=True,
+    squeeze=0.5,
+    context_gate=True,
+    spatial_activation="hswish",
+    temporal_activation="hswish",
+    output_activation="hswish",
+  ),
+  _block(
+    spatial_type="depthwise",
+    temporal_type="maxpool",
+    temporal_kernel=2,
+    repeats=2,
+    inverted_bottleneck=True,
+    skip=True,
+    squeeze=0.25,
+  ),
+  _block(
+    spatial_type="maxpool",
+    spatial_kernel=2,
+    temporal_type="avgpool",
+    temporal_kernel=2,
+    temporal_stride=2,
+    context_gate=True,
+  ),
+  _block(
+    spatial_type="avgpool",
+    spatial_kernel=2,
+    spatial_stride=1,
+    temporal_kernel=1,
+    repeats=3,
+    skip=True,
+    filters=4,
+    expand=1,
+  ),
+  _block(spatial_stride=1, temporal_kernel=2),  # One frame left: no time op.
 )
 
 
@@ -59,12 +93,20 @@ def test_everything_model_gives_logits(model):
   logits = model(_clips(2), training=False)
   assert logits.shape == (2, CLASSES)
   assert np.all(np.isfinite(logits))
-  for name in ("block0_rep0_spatial_conv", "block0_rep0_temporal_conv",
-               "block0_rep0_se_gate", "block0_rep0_cg_gate",
-               "block1_rep0_spatial_depthwise", "block1_rep0_temporal_maxpool",
-               "block1_rep0_project", "block2_rep0_spatial_maxpool",
-               "block2_rep0_temporal_avgpool", "block3_rep2_spatial_avgpool",
-               "block0_rep1_add", "logits"):
+  for name in (
+    "block0_rep0_spatial_conv",
+    "block0_rep0_temporal_conv",
+    "block0_rep0_se_gate",
+    "block0_rep0_cg_gate",
+    "block1_rep0_spatial_depthwise",
+    "block1_rep0_temporal_maxpool",
+    "block1_rep0_project",
+    "block2_rep0_spatial_maxpool",
+    "block2_rep0_temporal_avgpool",
+    "block3_rep2_spatial_avgpool",
+    "block0_rep1_add",
+    "logits",
+  ):
     assert name in _names(model), name
   assert isinstance(model.get_layer("block0_rep0_out"), layers.HardSwish)
 
@@ -80,14 +122,10 @@ def test_no_three_dimensional_op_anywhere(model):
 
 def test_intermediate_shapes_follow_the_strides(model):
   # The temporal conv sees (B, T, H·W, C) and its stride 2 halves T.
-  assert model.get_layer("block0_rep0_temporal_conv_fold").output.shape == (
-      None, 4, 16 * 16, 8)
-  assert model.get_layer("block0_rep0_temporal_conv").output.shape == (
-      None, 2, 16 * 16, 8)
-  assert model.get_layer("block1_rep0_temporal_maxpool").output.shape == (
-      None, 2, 8 * 8, 16)
-  assert model.get_layer("block2_rep0_temporal_avgpool").output.shape == (
-      None, 1, 4 * 4, 8)
+  assert model.get_layer("block0_rep0_temporal_conv_fold").output.shape == (None, 4, 16 * 16, 8)
+  assert model.get_layer("block0_rep0_temporal_conv").output.shape == (None, 2, 16 * 16, 8)
+  assert model.get_layer("block1_rep0_temporal_maxpool").output.shape == (None, 2, 8 * 8, 16)
+  assert model.get_layer("block2_rep0_temporal_avgpool").output.shape == (None, 1, 4 * 4, 8)
   for i, (_, size) in enumerate(EVERYTHING.block_shapes()):
     last = EVERYTHING.blocks[i].repeats - 1
     out = model.get_layer(f"block{i}_rep{last}_out").output.shape
@@ -95,8 +133,7 @@ def test_intermediate_shapes_follow_the_strides(model):
   assert EVERYTHING.block_shapes() == [(2, 16), (2, 8), (1, 4), (1, 4), (1, 4)]
 
 
-def test_repeats_alternate_the_temporal_op_and_skip_only_without_time_stride(
-    model):
+def test_repeats_alternate_the_temporal_op_and_skip_only_without_time_stride(model):
   names = _names(model)
   # Block 0 strides time in repeat 0: no residual there, one in repeat 1.
   assert "block0_rep0_add" not in names and "block0_rep1_add" in names
@@ -148,8 +185,7 @@ def test_a_training_step_runs_and_changes_the_weights():
   assert all(g is not None for g in grads)
   optimizer.apply_gradients(zip(grads, model.trainable_weights))
   assert np.isfinite(loss.numpy())
-  changed = [not np.allclose(b, w.numpy())
-             for b, w in zip(before, model.trainable_weights)]
+  changed = [not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
   assert sum(changed) > len(changed) // 2
 
 
@@ -157,9 +193,9 @@ def test_model_config_round_trips(model):
   again = tf.keras.Model.from_config(model.get_config())
   again.set_weights(model.get_weights())
   clips = _clips(1, seed=3)
-  np.testing.assert_allclose(again(clips, training=False),
-                             model(clips, training=False), rtol=1e-5,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    again(clips, training=False), model(clips, training=False), rtol=1e-5, atol=1e-6
+  )
 
 
 def test_temporal_layers_match_numpy():

@@ -23,7 +23,7 @@ def _moving_square(direction: int, seed: int, frames=10, height=32, width=40):
   top, left = rng.integers(4, height - 14), rng.integers(0, width - 10)
   for t in range(frames):
     x = (left + direction * 2 * t) % (width - 10)
-    video[t, top:top + 10, x:x + 10] = (220, 200, 60)
+    video[t, top : top + 10, x : x + 10] = (220, 200, 60)
   return video
 
 
@@ -54,14 +54,18 @@ def videos(tmp_path_factory):
 
 
 def _prepare(*flags):
-  return subprocess.run([sys.executable, "-m", "launch.prepare_data", *flags],
-                        cwd=REPO, capture_output=True, text=True, timeout=300,
-                        check=False)
+  return subprocess.run(
+    [sys.executable, "-m", "launch.prepare_data", *flags],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
 
 
 def _files_under(directory):
-  return [os.path.join(parent, name) for parent, _, names in os.walk(directory)
-          for name in names]
+  return [os.path.join(parent, name) for parent, _, names in os.walk(directory) for name in names]
 
 
 def test_decoding_returns_the_encoded_frames_resized_and_capped(videos):
@@ -70,8 +74,9 @@ def test_decoding_returns_the_encoded_frames_resized_and_capped(videos):
     decoded = video_folder.decode_video(os.path.join(root, path))
     assert decoded.shape == frames.shape, path
     assert np.abs(decoded.astype(int) - frames).mean() < 6, path
-  small = video_folder.decode_video(os.path.join(root, "left", "clip0.mp4"),
-                                    resolution=16, max_frames=3, frame_step=2)
+  small = video_folder.decode_video(
+    os.path.join(root, "left", "clip0.mp4"), resolution=16, max_frames=3, frame_step=2
+  )
   assert small.shape == (3, 16, 20, 3)
   with pytest.raises(VideoDecodeError):
     video_folder.decode_video(os.path.join(root, "left", "corrupt.mp4"))
@@ -94,8 +99,9 @@ def test_split_is_deterministic_stratified_and_stable_when_files_are_added():
 def test_prepare_data_builds_the_folder_skipping_the_corrupt_file(videos, tmp_path):
   root, _ = videos
   data_dir = str(tmp_path / "data")
-  result = _prepare("--dataset=video_folder", f"--manual_dir={root}",
-                    f"--data_dir={data_dir}", "--resolution=32")
+  result = _prepare(
+    "--dataset=video_folder", f"--manual_dir={root}", f"--data_dir={data_dir}", "--resolution=32"
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   out = result.stdout
   assert f"skipped {os.path.join(root, 'left', 'corrupt.mp4')}" in out
@@ -107,6 +113,7 @@ def test_prepare_data_builds_the_folder_skipping_the_corrupt_file(videos, tmp_pa
   import tensorflow_datasets as tfds
 
   from vsearch.data import datasets
+
   gin.bind_parameter("video_folder_config.manual_dir", root)
   gin.bind_parameter("video_folder_config.resolution", 32)
   loaded = datasets.load_dataset(name="video_folder", data_dir=data_dir)
@@ -119,13 +126,15 @@ def test_prepare_data_builds_the_folder_skipping_the_corrupt_file(videos, tmp_pa
 
 
 def test_a_missing_folder_ends_the_launcher_with_one_line(tmp_path):
-  result = _prepare("--dataset=video_folder", f"--manual_dir={tmp_path / 'none'}",
-                    f"--data_dir={tmp_path / 'data'}")
+  result = _prepare(
+    "--dataset=video_folder", f"--manual_dir={tmp_path / 'none'}", f"--data_dir={tmp_path / 'data'}"
+  )
   assert result.returncode == 2, result.stderr[-3000:]
   assert result.stderr.strip().splitlines() == [
-      f"error: The video folder '{tmp_path / 'none'}' does not exist; put one "
-      "subfolder per class in it, holding video files (.mp4, .avi, .webm, "
-      ".mov) and pass it as --manual_dir (video_folder_config.manual_dir in gin)."]
+    f"error: The video folder '{tmp_path / 'none'}' does not exist; put one "
+    "subfolder per class in it, holding video files (.mp4, .avi, .webm, "
+    ".mov) and pass it as --manual_dir (video_folder_config.manual_dir in gin)."
+  ]
 
 
 @pytest.mark.parametrize("case", ["empty", "no_videos", "undecodable"])
@@ -134,6 +143,7 @@ def test_bad_folders_raise_one_clear_error_and_leave_nothing(case, tmp_path):
 
   from vsearch.data import datasets
   from vsearch.errors import UserError
+
   root, data_dir = tmp_path / "videos", tmp_path / "data"
   root.mkdir()
   if case == "no_videos":
@@ -144,9 +154,11 @@ def test_bad_folders_raise_one_clear_error_and_leave_nothing(case, tmp_path):
     (root / "cats").mkdir()
     (root / "cats" / "broken.webm").write_bytes(b"\x1aE\xdf\xa3 not really webm")
   gin.bind_parameter("video_folder_config.manual_dir", str(root))
-  expected = {"empty": "has no class subfolders",
-              "no_videos": "holds no video files .*; add videos",
-              "undecodable": "/cats' has no decodable video"}[case]
+  expected = {
+    "empty": "has no class subfolders",
+    "no_videos": "holds no video files .*; add videos",
+    "undecodable": "/cats' has no decodable video",
+  }[case]
   with pytest.raises(UserError, match=expected):
     datasets.prepare_dataset("video_folder", str(data_dir))
   assert not data_dir.exists() or not _files_under(str(data_dir))
@@ -158,16 +170,23 @@ def test_bad_folders_raise_one_clear_error_and_leave_nothing(case, tmp_path):
 def test_a_short_search_runs_on_a_video_folder(videos, tmp_path):
   from launch import common
   from vsearch.search import runner as search
+
   root, _ = videos
-  common.parse_gin([TINY], [
+  common.parse_gin(
+    [TINY],
+    [
       "load_dataset.name = 'video_folder'",
       f"video_folder_config.manual_dir = '{root}'",
       "video_folder_config.resolution = 32",
       f"load_dataset.data_dir = '{tmp_path / 'data'}'",
-      "Search.num_candidates = 2", "TrainConfig.steps = 3",
+      "Search.num_candidates = 2",
+      "TrainConfig.steps = 3",
       "make_clips.augmentation = @Augmentation()",
-      "Augmentation.random_crop = True", "Augmentation.min_crop_scale = 0.8",
-      "make_clips.num_eval_clips = 2"])
+      "Augmentation.random_crop = True",
+      "Augmentation.min_crop_scale = 0.8",
+      "make_clips.num_eval_clips = 2",
+    ],
+  )
   best = search.Search(workdir=str(tmp_path / "work")).run()
   assert best is not None
   assert best.metrics["num_eval_clips"] == 2  # videos, each scored by 2 clips

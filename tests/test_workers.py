@@ -22,20 +22,23 @@ NUM_CANDIDATES = 8
 
 def _start(workdir, data_dir, worker_id, log):
   command = [
-      sys.executable, "-m", "launch.search", f"--workdir={workdir}", f"--gin_file={TINY}",
-      f"--worker_id={worker_id}",
-      f"--gin_bindings=load_dataset.data_dir='{data_dir}'",
-      f"--gin_bindings=Search.num_candidates={NUM_CANDIDATES}",
-      # Long enough per child to be killed between checkpoints.
-      "--gin_bindings=TrainConfig.steps=15",
-      "--gin_bindings=TrainConfig.steps_per_call=3",
-      "--gin_bindings=Search.checkpoint_every=3",
-      "--gin_bindings=Search.wait_poll_s=0.5",
-      "--gin_bindings=ClaimSettings.heartbeat_s=0.5",
-      "--gin_bindings=ClaimSettings.stale_after_s=6.0",
+    sys.executable,
+    "-m",
+    "launch.search",
+    f"--workdir={workdir}",
+    f"--gin_file={TINY}",
+    f"--worker_id={worker_id}",
+    f"--gin_bindings=load_dataset.data_dir='{data_dir}'",
+    f"--gin_bindings=Search.num_candidates={NUM_CANDIDATES}",
+    # Long enough per child to be killed between checkpoints.
+    "--gin_bindings=TrainConfig.steps=15",
+    "--gin_bindings=TrainConfig.steps_per_call=3",
+    "--gin_bindings=Search.checkpoint_every=3",
+    "--gin_bindings=Search.wait_poll_s=0.5",
+    "--gin_bindings=ClaimSettings.heartbeat_s=0.5",
+    "--gin_bindings=ClaimSettings.stale_after_s=6.0",
   ]
-  return subprocess.Popen(command, cwd=REPO, stdout=open(log, "w"),
-                          stderr=subprocess.STDOUT)
+  return subprocess.Popen(command, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
 def _wait_for(condition, processes, timeout, what):
@@ -55,7 +58,7 @@ def _checkpointed_child_of(in_progress, worker):
   for name in os.listdir(in_progress):
     if not name.endswith(".json") or ".tmp-" in name:
       continue
-    candidate_id = name[:-len(".json")]
+    candidate_id = name[: -len(".json")]
     try:
       with open(os.path.join(in_progress, name)) as f:
         owner = json.load(f)["worker"]
@@ -78,13 +81,18 @@ def test_workers_share_a_store_and_survive_a_sigkill(tmp_path):
   _wait_for(lambda: "Searching" in open(logs["a"]).read(), [a], 400, "the dataset")
   b = _start(workdir, data_dir, "b", logs["b"])
   try:
-    killed = _wait_for(lambda: _checkpointed_child_of(in_progress, "a"), [a, b], 400,
-                       "a checkpoint of a child of worker a")
+    killed = _wait_for(
+      lambda: _checkpointed_child_of(in_progress, "a"),
+      [a, b],
+      400,
+      "a checkpoint of a child of worker a",
+    )
     a.send_signal(signal.SIGKILL)
     a.wait()
     record_path = os.path.join(candidates, f"{killed}.json")
-    _wait_for(lambda: os.path.exists(record_path), [b], 400,
-              f"worker b to finish the killed child {killed}")
+    _wait_for(
+      lambda: os.path.exists(record_path), [b], 400, f"worker b to finish the killed child {killed}"
+    )
     a2 = _start(workdir, data_dir, "a", logs["a2"])
     for worker in (b, a2):
       assert worker.wait(timeout=600) == 0
@@ -99,7 +107,7 @@ def test_workers_share_a_store_and_survive_a_sigkill(tmp_path):
   for name in names:
     with open(os.path.join(candidates, name)) as f:
       record = json.load(f)  # every record is whole, valid JSON
-    assert record["id"] == name[:-len(".json")]
+    assert record["id"] == name[: -len(".json")]
     records[record["id"]] = record
   assert all(r["status"] == "ok" for r in records.values())
   resumed = records[killed]
@@ -113,4 +121,5 @@ def test_workers_share_a_store_and_survive_a_sigkill(tmp_path):
   # TensorBoard: search scalars per worker, training scalars per candidate.
   assert sorted(os.listdir(os.path.join(workdir, "tensorboard", "search"))) == ["a", "b"]
   assert sorted(os.listdir(os.path.join(workdir, "tensorboard", "candidates"))) == [
-      f"{i:06d}" for i in range(NUM_CANDIDATES)]
+    f"{i:06d}" for i in range(NUM_CANDIDATES)
+  ]

@@ -14,27 +14,31 @@ CLASSES = 5
 # Parameters with a 5-class head, computed once by this builder (regression
 # values, not published numbers: the TVN paper's counts were not at hand).
 PARAMS = {
-    "tvn1": 25_748_275,
-    "tvn2": 108_848_873,
-    "tvn3": 66_919_767,
-    "tvn4": 43_027_775,
-    "tvn_mobile1": 7_330_385,
-    "tvn_mobile2": 5_501_374,
+  "tvn1": 25_748_275,
+  "tvn2": 108_848_873,
+  "tvn3": 66_919_767,
+  "tvn4": 43_027_775,
+  "tvn_mobile1": 7_330_385,
+  "tvn_mobile2": 5_501_374,
 }
 
 # (frames, size) after each block: reference/methods.md §3.4, "out T×H".
 PUBLISHED_SHAPES = {
-    "tvn1": [(1, 112), (1, 56), (1, 19), (1, 10)],
-    "tvn2": [(2, 86), (1, 43), (1, 43), (1, 22), (1, 8), (1, 3), (1, 3)],
-    "tvn3": [(4, 80), (4, 40), (2, 10), (1, 5)],
-    "tvn4": [(4, 64), (2, 32), (2, 11)],
-    "tvn_mobile1": [(2, 56), (2, 14)],
-    "tvn_mobile2": [(2, 56), (2, 14)],
+  "tvn1": [(1, 112), (1, 56), (1, 19), (1, 10)],
+  "tvn2": [(2, 86), (1, 43), (1, 43), (1, 22), (1, 8), (1, 3), (1, 3)],
+  "tvn3": [(4, 80), (4, 40), (2, 10), (1, 5)],
+  "tvn4": [(4, 64), (2, 32), (2, 11)],
+  "tvn_mobile1": [(2, 56), (2, 14)],
+  "tvn_mobile2": [(2, 56), (2, 14)],
 }
 
 PUBLISHED_CLIPS = {  # (frames, resolution, frame stride)
-    "tvn1": (2, 224, 4), "tvn2": (2, 256, 7), "tvn3": (8, 160, 2),
-    "tvn4": (8, 128, 4), "tvn_mobile1": (2, 224, 1), "tvn_mobile2": (2, 224, 1),
+  "tvn1": (2, 224, 4),
+  "tvn2": (2, 256, 7),
+  "tvn3": (8, 160, 2),
+  "tvn4": (8, 128, 4),
+  "tvn_mobile1": (2, 224, 1),
+  "tvn_mobile2": (2, 224, 1),
 }
 
 
@@ -47,8 +51,7 @@ def test_published_model_builds_with_its_shapes_and_parameters(name):
   tf.keras.backend.clear_session()
   genome = zoo.genome(name)
   frames, resolution, stride = PUBLISHED_CLIPS[name]
-  assert (genome.num_frames, genome.resolution, genome.frame_stride) == (
-      frames, resolution, stride)
+  assert (genome.num_frames, genome.resolution, genome.frame_stride) == (frames, resolution, stride)
   assert genome.block_shapes() == PUBLISHED_SHAPES[name]
 
   model = zoo.build(name, CLASSES)
@@ -81,8 +84,7 @@ def test_entries_know_their_method():
     method = zoo.method_for(name)
     assert isinstance(method, tvn.TvnMethod)
     genome = zoo.genome(name)
-    assert method.genome_from_dict(json.loads(json.dumps(genome.to_dict()))
-                                   ) == genome
+    assert method.genome_from_dict(json.loads(json.dumps(genome.to_dict()))) == genome
 
 
 def test_unknown_name_lists_the_known_ones():

@@ -83,16 +83,17 @@ class ClipSpec:
   @property
   def input_shape(self) -> tuple[int, int, int, int]:
     """Shape of one clip as the model receives it: (T, H, W, 3 or 2)."""
-    return (self.num_frames, self.resolution, self.resolution,
-            STREAM_CHANNELS[self.stream])
+    return (self.num_frames, self.resolution, self.resolution, STREAM_CHANNELS[self.stream])
 
   @property
   def input_shapes(self) -> dict[str, tuple[int, int, int, int]]:
     """Shape of each model input by name: "clips" and the extra inputs."""
     frame = (self.num_frames, self.resolution, self.resolution)
     channels = {FLOW: STREAM_CHANNELS["flow"], OBJECTS: self.object_classes}
-    return {CLIPS: self.input_shape,
-            **{name: frame + (channels[name],) for name in self.extra_inputs}}
+    return {
+      CLIPS: self.input_shape,
+      **{name: frame + (channels[name],) for name in self.extra_inputs},
+    }
 
 
 def check_inputs(spec: ClipSpec, object_classes: Sequence[str]) -> None:
@@ -110,33 +111,40 @@ def check_inputs(spec: ClipSpec, object_classes: Sequence[str]) -> None:
     raise _no_objects_error()
   if len(object_classes) > spec.object_classes:
     raise UserError(
-        f"The dataset's segmentation maps have {len(object_classes)} classes "
-        f"and the model's object input only {spec.object_classes} channels; "
-        f"set AssembleNetMethod.object_classes = {len(object_classes)}.")
+      f"The dataset's segmentation maps have {len(object_classes)} classes "
+      f"and the model's object input only {spec.object_classes} channels; "
+      f"set AssembleNetMethod.object_classes = {len(object_classes)}."
+    )
 
 
 def _check_extra_inputs(spec: ClipSpec) -> None:
   unknown = [name for name in spec.extra_inputs if name not in EXTRA_INPUTS]
   if unknown:
-    raise UserError(f"The clip pipeline cannot make the inputs {unknown}; "
-                    f"extra inputs must be among {EXTRA_INPUTS}.")
+    raise UserError(
+      f"The clip pipeline cannot make the inputs {unknown}; "
+      f"extra inputs must be among {EXTRA_INPUTS}."
+    )
   if spec.extra_inputs and spec.stream != "rgb":
-    raise UserError(f"A {spec.stream!r} clip cannot have extra inputs "
-                    f"{spec.extra_inputs}; they go with 'rgb' clips.")
+    raise UserError(
+      f"A {spec.stream!r} clip cannot have extra inputs "
+      f"{spec.extra_inputs}; they go with 'rgb' clips."
+    )
   if OBJECTS in spec.extra_inputs and spec.object_classes < 1:
-    raise UserError(f"ClipSpec.object_classes is {spec.object_classes}; a "
-                    "spec that reads object maps needs at least 1.")
+    raise UserError(
+      f"ClipSpec.object_classes is {spec.object_classes}; a "
+      "spec that reads object maps needs at least 1."
+    )
 
 
 def _no_objects_error() -> UserError:
   return UserError(
-      "This model reads per-frame segmentation maps (an AssembleNet++ object "
-      "stem), and the dataset has none; use synthetic_motion, which renders "
-      "them, or remove 'object' from AssembleNetSearchSpace.stems.")
+    "This model reads per-frame segmentation maps (an AssembleNet++ object "
+    "stem), and the dataset has none; use synthetic_motion, which renders "
+    "them, or remove 'object' from AssembleNetSearchSpace.stems."
+  )
 
 
-def frame_indices(num_video_frames: tf.Tensor, spec: ClipSpec,
-                  offset: tf.Tensor) -> tf.Tensor:
+def frame_indices(num_video_frames: tf.Tensor, spec: ClipSpec, offset: tf.Tensor) -> tf.Tensor:
   """Source frame of each clip frame, clamped to the last frame of the video.
 
   Args:
@@ -151,8 +159,9 @@ def frame_indices(num_video_frames: tf.Tensor, spec: ClipSpec,
   return tf.minimum(offset + steps, num_video_frames - 1)
 
 
-def clip_offset(num_video_frames: tf.Tensor, spec: ClipSpec,
-                seed: tf.Tensor | None = None) -> tf.Tensor:
+def clip_offset(
+  num_video_frames: tf.Tensor, spec: ClipSpec, seed: tf.Tensor | None = None
+) -> tf.Tensor:
   """First frame of a clip: uniform over the valid starts, or centred.
 
   Args:
@@ -167,8 +176,7 @@ def clip_offset(num_video_frames: tf.Tensor, spec: ClipSpec,
   room = tf.maximum(num_video_frames - span, 0)
   if seed is None:
     return room // 2
-  return tf.random.stateless_uniform(
-      [], seed=seed, minval=0, maxval=room + 1, dtype=tf.int32)
+  return tf.random.stateless_uniform([], seed=seed, minval=0, maxval=room + 1, dtype=tf.int32)
 
 
 @gin.configurable
@@ -197,32 +205,28 @@ class Augmentation:
 
   def __post_init__(self):
     if not 0.0 < self.min_crop_scale <= 1.0:
-      raise UserError(f"Augmentation.min_crop_scale is {self.min_crop_scale!r}; "
-                      "set it in (0, 1].")
+      raise UserError(f"Augmentation.min_crop_scale is {self.min_crop_scale!r}; set it in (0, 1].")
 
 
-def _augmented_crop(frames: tf.Tensor, augmentation: Augmentation,
-                    seed: tf.Tensor) -> tf.Tensor:
+def _augmented_crop(frames: tf.Tensor, augmentation: Augmentation, seed: tf.Tensor) -> tf.Tensor:
   """One random square crop (and maybe a mirror) of all frames [T, H, W, 3]."""
   height, width = tf.shape(frames)[1], tf.shape(frames)[2]
   seeds = tf.random.experimental.stateless_split(seed, 4)
   scale = tf.random.stateless_uniform([], seeds[0], augmentation.min_crop_scale, 1.0)
-  side = tf.maximum(tf.cast(tf.cast(tf.minimum(height, width), tf.float32) * scale,
-                            tf.int32), 1)
+  side = tf.maximum(tf.cast(tf.cast(tf.minimum(height, width), tf.float32) * scale, tf.int32), 1)
   if augmentation.random_crop:
     top = tf.random.stateless_uniform([], seeds[1], 0, height - side + 1, tf.int32)
     left = tf.random.stateless_uniform([], seeds[2], 0, width - side + 1, tf.int32)
   else:
     top, left = (height - side) // 2, (width - side) // 2
-  frames = frames[:, top:top + side, left:left + side, :]
+  frames = frames[:, top : top + side, left : left + side, :]
   if augmentation.flip:
     mirror = tf.random.stateless_uniform([], seeds[3]) < 0.5
     frames = tf.cond(mirror, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
   return frames
 
 
-def _square_resize(frames: tf.Tensor, resolution: int,
-                   method: str = "bilinear") -> tf.Tensor:
+def _square_resize(frames: tf.Tensor, resolution: int, method: str = "bilinear") -> tf.Tensor:
   """Centre-crops frames [T, H, W, C] to a square and resizes it, as uint8.
 
   'bilinear' (antialiased) suits pixels; 'nearest' keeps class indices.
@@ -230,15 +234,17 @@ def _square_resize(frames: tf.Tensor, resolution: int,
   height, width = tf.shape(frames)[1], tf.shape(frames)[2]
   side = tf.minimum(height, width)
   top, left = (height - side) // 2, (width - side) // 2
-  frames = frames[:, top:top + side, left:left + side, :]
-  frames = tf.image.resize(tf.cast(frames, tf.float32),
-                           [resolution, resolution], method=method,
-                           antialias=method == "bilinear")
+  frames = frames[:, top : top + side, left : left + side, :]
+  frames = tf.image.resize(
+    tf.cast(frames, tf.float32),
+    [resolution, resolution],
+    method=method,
+    antialias=method == "bilinear",
+  )
   return tf.cast(tf.clip_by_value(tf.round(frames), 0.0, 255.0), tf.uint8)
 
 
-def _gather_frames(example: dict[str, tf.Tensor], indices: tf.Tensor,
-                   spec: ClipSpec) -> tf.Tensor:
+def _gather_frames(example: dict[str, tf.Tensor], indices: tf.Tensor, spec: ClipSpec) -> tf.Tensor:
   """Frames [N', H, W, 3] at ``indices``, plus their object map as a 4th
   channel when ``spec`` reads objects, so crops and flips move both."""
   frames = tf.gather(example["video"], indices)
@@ -259,36 +265,39 @@ def _split_resize(frames: tf.Tensor, spec: ClipSpec):
   return {CLIPS: clip, OBJECTS: objects[..., 0]}
 
 
-def _sample_clip(example: dict[str, tf.Tensor], spec: ClipSpec,
-                 seed: tf.Tensor | None,
-                 augmentation: Augmentation | None = None):
+def _sample_clip(
+  example: dict[str, tf.Tensor],
+  spec: ClipSpec,
+  seed: tf.Tensor | None,
+  augmentation: Augmentation | None = None,
+):
   """One clip (uint8 [T, R, R, 3], or a dict with its object map) and its
   label (int32) from one example."""
   num_video_frames = tf.shape(example["video"])[0]
   offset = clip_offset(num_video_frames, spec, seed)
-  frames = _gather_frames(
-      example, frame_indices(num_video_frames, spec, offset), spec)
+  frames = _gather_frames(example, frame_indices(num_video_frames, spec, offset), spec)
   if augmentation is not None and augmentation.changes_frames:
     frames = _augmented_crop(
-        frames, augmentation, tf.random.experimental.stateless_fold_in(seed, 1))
-  inputs = _shaped(_split_resize(frames, spec),
-                   (spec.num_frames, spec.resolution, spec.resolution))
+      frames, augmentation, tf.random.experimental.stateless_fold_in(seed, 1)
+    )
+  inputs = _shaped(_split_resize(frames, spec), (spec.num_frames, spec.resolution, spec.resolution))
   return inputs, tf.cast(example["label"], tf.int32)
 
 
-def _sample_clips(example: dict[str, tf.Tensor], spec: ClipSpec,
-                  num_clips: int):
+def _sample_clips(example: dict[str, tf.Tensor], spec: ClipSpec, num_clips: int):
   """``num_clips`` evenly spread centre-cropped clips [K, T, R, R, 3] (with
   their object maps [K, T, R, R] if ``spec`` reads them), and the label."""
   num_video_frames = tf.shape(example["video"])[0]
   span = (spec.num_frames - 1) * spec.frame_stride + 1
   room = tf.maximum(num_video_frames - span, 0)
-  offsets = tf.cast(tf.round(tf.linspace(0.0, tf.cast(room, tf.float32),
-                                         num_clips)), tf.int32)
-  indices = tf.reshape(tf.map_fn(
-      lambda offset: frame_indices(num_video_frames, spec, offset), offsets), [-1])
-  inputs = _shaped(_split_resize(_gather_frames(example, indices, spec), spec),
-                   (num_clips, spec.num_frames, spec.resolution, spec.resolution))
+  offsets = tf.cast(tf.round(tf.linspace(0.0, tf.cast(room, tf.float32), num_clips)), tf.int32)
+  indices = tf.reshape(
+    tf.map_fn(lambda offset: frame_indices(num_video_frames, spec, offset), offsets), [-1]
+  )
+  inputs = _shaped(
+    _split_resize(_gather_frames(example, indices, spec), spec),
+    (num_clips, spec.num_frames, spec.resolution, spec.resolution),
+  )
   return inputs, tf.cast(example["label"], tf.int32)
 
 
@@ -296,8 +305,10 @@ def _shaped(inputs, frames: tuple[int, ...]):
   """``_split_resize``'s output reshaped to clips ``frames + (3,)`` and
   object maps ``frames``, which gives them static shapes."""
   if isinstance(inputs, dict):
-    return {CLIPS: tf.reshape(inputs[CLIPS], frames + (3,)),
-            OBJECTS: tf.reshape(inputs[OBJECTS], frames)}
+    return {
+      CLIPS: tf.reshape(inputs[CLIPS], frames + (3,)),
+      OBJECTS: tf.reshape(inputs[OBJECTS], frames),
+    }
   return tf.reshape(inputs, frames + (3,))
 
 
@@ -312,17 +323,22 @@ def _model_inputs(inputs, labels, spec: ClipSpec):
   if FLOW in spec.extra_inputs:
     out[FLOW] = flow.clip_flow(out[CLIPS])
   if OBJECTS in spec.extra_inputs:
-    out[OBJECTS] = tf.one_hot(inputs[OBJECTS], spec.object_classes,
-                              dtype=tf.float32)
+    out[OBJECTS] = tf.one_hot(inputs[OBJECTS], spec.object_classes, dtype=tf.float32)
   return (out if spec.extra_inputs else out[CLIPS]), labels
 
 
 @gin.configurable(allowlist=["augmentation", "num_eval_clips"])
-def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
-               training: bool, seed: int = 0,
-               shuffle_buffer: int = 256,
-               augmentation: Augmentation | None = None,
-               num_eval_clips: int = 1) -> tf.data.Dataset:
+def make_clips(
+  examples: tf.data.Dataset,
+  spec: ClipSpec,
+  *,
+  batch_size: int,
+  training: bool,
+  seed: int = 0,
+  shuffle_buffer: int = 256,
+  augmentation: Augmentation | None = None,
+  num_eval_clips: int = 1,
+) -> tf.data.Dataset:
   """Batches of clips for training or evaluation.
 
   Training shuffles, repeats forever and drops the last partial batch (a
@@ -362,43 +378,49 @@ def make_clips(examples: tf.data.Dataset, spec: ClipSpec, *, batch_size: int,
       stream is unknown, or the examples lack an input the spec asks for.
   """
   if spec.stream not in STREAMS:
-    raise UserError(f"The clip pipeline got stream={spec.stream!r}; it must "
-                    f"be one of {STREAMS}.")
+    raise UserError(f"The clip pipeline got stream={spec.stream!r}; it must be one of {STREAMS}.")
   _check_extra_inputs(spec)
   if OBJECTS in spec.extra_inputs and OBJECTS not in examples.element_spec:
     raise _no_objects_error()
-  for name, value in (("num_frames", spec.num_frames),
-                      ("frame_stride", spec.frame_stride),
-                      ("resolution", spec.resolution),
-                      ("batch_size", batch_size),
-                      ("shuffle_buffer", shuffle_buffer),
-                      ("num_eval_clips", num_eval_clips)):
+  for name, value in (
+    ("num_frames", spec.num_frames),
+    ("frame_stride", spec.frame_stride),
+    ("resolution", spec.resolution),
+    ("batch_size", batch_size),
+    ("shuffle_buffer", shuffle_buffer),
+    ("num_eval_clips", num_eval_clips),
+  ):
     if value < 1:
-      raise UserError(f"The clip pipeline got {name}={value}; it must be a "
-                      "positive integer.")
+      raise UserError(f"The clip pipeline got {name}={value}; it must be a positive integer.")
   if training:
     seed_base = tf.constant(seed, tf.int64)
-    clips = examples.repeat().enumerate().map(
-        lambda i, ex: _sample_clip(ex, spec, tf.stack([seed_base, i]),
-                                   augmentation),
-        num_parallel_calls=_AUTOTUNE)
+    clips = (
+      examples.repeat()
+      .enumerate()
+      .map(
+        lambda i, ex: _sample_clip(ex, spec, tf.stack([seed_base, i]), augmentation),
+        num_parallel_calls=_AUTOTUNE,
+      )
+    )
     clips = clips.shuffle(shuffle_buffer, seed=seed)
     clips = clips.batch(batch_size, drop_remainder=True)
   elif num_eval_clips > 1:
-    clips = examples.map(lambda ex: _sample_clips(ex, spec, num_eval_clips),
-                         num_parallel_calls=_AUTOTUNE)
+    clips = examples.map(
+      lambda ex: _sample_clips(ex, spec, num_eval_clips), num_parallel_calls=_AUTOTUNE
+    )
     clips = clips.batch(batch_size)
   else:
-    clips = examples.map(lambda ex: _sample_clip(ex, spec, None),
-                         num_parallel_calls=_AUTOTUNE)
+    clips = examples.map(lambda ex: _sample_clip(ex, spec, None), num_parallel_calls=_AUTOTUNE)
     clips = clips.batch(batch_size)
-  clips = clips.map(lambda inputs, labels: _model_inputs(inputs, labels, spec),
-                    num_parallel_calls=_AUTOTUNE)
+  clips = clips.map(
+    lambda inputs, labels: _model_inputs(inputs, labels, spec), num_parallel_calls=_AUTOTUNE
+  )
   return clips.prefetch(_AUTOTUNE)
 
 
-def take_clips(dataset: tf.data.Dataset, limit: int
-               ) -> tuple[Union[np.ndarray, dict[str, np.ndarray]], np.ndarray]:
+def take_clips(
+  dataset: tf.data.Dataset, limit: int
+) -> tuple[Union[np.ndarray, dict[str, np.ndarray]], np.ndarray]:
   """Up to ``limit`` clips and labels of a batched dataset, as arrays.
 
   Batches whose inputs are a dict ``{input_name: tensor}`` (a model of
@@ -415,8 +437,7 @@ def take_clips(dataset: tf.data.Dataset, limit: int
     if count >= limit:
       break
   if clips and isinstance(clips[0], dict):
-    joined = {name: np.concatenate([c[name] for c in clips])[:limit]
-              for name in clips[0]}
+    joined = {name: np.concatenate([c[name] for c in clips])[:limit] for name in clips[0]}
   else:
     joined = np.concatenate(clips)[:limit]
   return joined, np.concatenate(labels)[:limit]

@@ -83,59 +83,71 @@ def _builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     return video_folder.make_builder(config, data_dir=data_dir)
   try:
     return tfds.builder(name, data_dir=data_dir)
-  except (tfds.core.registered.DatasetNotFoundError, ValueError,
-          AssertionError) as e:
+  except (tfds.core.registered.DatasetNotFoundError, ValueError, AssertionError) as e:
     first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
     raise UserError(
-        f"Unknown dataset {name!r} ({first_line}); set load_dataset.name to "
-        f"{SYNTHETIC!r}, {VIDEO_FOLDER!r} or to the name of a TFDS video "
-        "dataset such as 'ucf101'.") from e
+      f"Unknown dataset {name!r} ({first_line}); set load_dataset.name to "
+      f"{SYNTHETIC!r}, {VIDEO_FOLDER!r} or to the name of a TFDS video "
+      "dataset such as 'ucf101'."
+    ) from e
 
 
-def _prepare(builder: tfds.core.DatasetBuilder, name: str,
-             download: bool) -> None:
+def _prepare(builder: tfds.core.DatasetBuilder, name: str, download: bool) -> None:
   """Generates synthetic_motion, or downloads and prepares a TFDS dataset."""
   where = builder.data_dir
   if name == SYNTHETIC:
     config = builder.builder_config
-    print(f"Generating {name}/{config.name}: "
-          f"{config.train_per_class * config.num_classes} train and "
-          f"{config.validation_per_class * config.num_classes} validation "
-          f"clips into {where}", flush=True)
+    print(
+      f"Generating {name}/{config.name}: "
+      f"{config.train_per_class * config.num_classes} train and "
+      f"{config.validation_per_class * config.num_classes} validation "
+      f"clips into {where}",
+      flush=True,
+    )
     start = time.monotonic()
     with _without_tfds_bars():
       builder.download_and_prepare()
-    print(f"Generated {name}/{config.name} in {time.monotonic() - start:.1f} s",
-          flush=True)
+    print(f"Generated {name}/{config.name} in {time.monotonic() - start:.1f} s", flush=True)
     return
   if name == VIDEO_FOLDER:
     config = builder.builder_config
-    print(f"Decoding {name}/{config.name}: {len(config.classes)} classes from "
-          f"{config.manual_dir} into {where}", flush=True)
+    print(
+      f"Decoding {name}/{config.name}: {len(config.classes)} classes from "
+      f"{config.manual_dir} into {where}",
+      flush=True,
+    )
     start = time.monotonic()
     try:
       with _without_tfds_bars():
         builder.download_and_prepare()
     finally:
       _remove_empty_dirs(str(where), str(builder.data_dir_root))
-    print(f"Decoded {name}/{config.name} in {time.monotonic() - start:.1f} s, "
-          f"{len(builder.skipped)} files skipped", flush=True)
+    print(
+      f"Decoded {name}/{config.name} in {time.monotonic() - start:.1f} s, "
+      f"{len(builder.skipped)} files skipped",
+      flush=True,
+    )
     return
-  advice = (f"prepare it on a machine with internet access (python -m "
-            f"launch.prepare_data --dataset={name} --data_dir=DIR) and set "
-            "load_dataset.data_dir to DIR")
+  advice = (
+    f"prepare it on a machine with internet access (python -m "
+    f"launch.prepare_data --dataset={name} --data_dir=DIR) and set "
+    "load_dataset.data_dir to DIR"
+  )
   if not download:
-    raise UserError(f"Dataset {name!r} is not prepared in {where} and "
-                    f"load_dataset.download is False; {advice}.")
+    raise UserError(
+      f"Dataset {name!r} is not prepared in {where} and load_dataset.download is False; {advice}."
+    )
   try:
     builder.download_and_prepare()
   except Exception as e:
     # Any failure here (no network, a bad archive, a full disk) leaves the
     # user with the same remedy, so it is reported as one line.
     reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    raise UserError(f"Dataset {name!r} is not prepared in {where} and could "
-                    f"not be downloaded ({type(e).__name__}: {reason}); "
-                    f"{advice}.") from e
+    raise UserError(
+      f"Dataset {name!r} is not prepared in {where} and could "
+      f"not be downloaded ({type(e).__name__}: {reason}); "
+      f"{advice}."
+    ) from e
 
 
 def _remove_empty_dirs(path: str, root: str) -> None:
@@ -157,20 +169,21 @@ def _remove_empty_dirs(path: str, root: str) -> None:
       start = os.path.dirname(start)
 
 
-def _num_examples(builder: tfds.core.DatasetBuilder, name: str, split: str,
-                  setting: str) -> int:
+def _num_examples(builder: tfds.core.DatasetBuilder, name: str, split: str, setting: str) -> int:
   splits = builder.info.splits
   try:
     return splits[split].num_examples
   except (KeyError, ValueError, AssertionError) as e:
     raise UserError(
-        f"Dataset {name!r} has no split {split!r}; set load_dataset.{setting} "
-        f"to one of {sorted(splits.keys())} (slices like 'train[:90%]' work "
-        "too).") from e
+      f"Dataset {name!r} has no split {split!r}; set load_dataset.{setting} "
+      f"to one of {sorted(splits.keys())} (slices like 'train[:90%]' work "
+      "too)."
+    ) from e
 
 
-def prepare_dataset(name: str, data_dir: str | None,
-                    download: bool = True) -> tfds.core.DatasetBuilder:
+def prepare_dataset(
+  name: str, data_dir: str | None, download: bool = True
+) -> tfds.core.DatasetBuilder:
   """The builder of ``name`` in ``data_dir``, prepared there if it was not.
 
   synthetic_motion is generated and video_folder decoded locally (their
@@ -189,10 +202,13 @@ def prepare_dataset(name: str, data_dir: str | None,
 
 
 @gin.configurable
-def load_dataset(name: str = SYNTHETIC, data_dir: str | None = None,
-                 train_split: str = "train",
-                 validation_split: str = "validation",
-                 download: bool = True) -> VideoDataset:
+def load_dataset(
+  name: str = SYNTHETIC,
+  data_dir: str | None = None,
+  train_split: str = "train",
+  validation_split: str = "validation",
+  download: bool = True,
+) -> VideoDataset:
   """Loads a video dataset, preparing it first if ``data_dir`` lacks it.
 
   Args:
@@ -220,21 +236,24 @@ def load_dataset(name: str = SYNTHETIC, data_dir: str | None = None,
     features = builder.info.features
     if "video" not in features or "label" not in features:
       raise UserError(
-          f"Dataset {name!r} has features {sorted(features.keys())}, not "
-          "'video' and 'label'; set load_dataset.name to a video "
-          "classification dataset.")
+        f"Dataset {name!r} has features {sorted(features.keys())}, not "
+        "'video' and 'label'; set load_dataset.name to a video "
+        "classification dataset."
+      )
     num_train = _num_examples(builder, name, train_split, "train_split")
-    num_validation = _num_examples(builder, name, validation_split,
-                                   "validation_split")
+    num_validation = _num_examples(builder, name, validation_split, "validation_split")
     train = builder.as_dataset(split=train_split, shuffle_files=False)
-    validation = builder.as_dataset(split=validation_split,
-                                    shuffle_files=False)
+    validation = builder.as_dataset(split=validation_split, shuffle_files=False)
   full_name = builder.name
   if builder.builder_config is not None:
     full_name += "/" + builder.builder_config.name
   has_objects = name == SYNTHETIC and "objects" in features
   return VideoDataset(
-      name=full_name, train=train, validation=validation,
-      num_classes=features["label"].num_classes, num_train=num_train,
-      num_validation=num_validation,
-      object_classes=synthetic_motion.OBJECT_CLASSES if has_objects else ())
+    name=full_name,
+    train=train,
+    validation=validation,
+    num_classes=features["label"].num_classes,
+    num_train=num_train,
+    num_validation=num_validation,
+    object_classes=synthetic_motion.OBJECT_CLASSES if has_objects else (),
+  )

@@ -78,13 +78,13 @@ _REPORT_EVERY_S = 5.0
 
 def _description(num_classes: int) -> str:
   return (
-      f"Class k of {num_classes} is the direction of travel at angle "
-      f"360*k/{num_classes} degrees (counter-clockwise from rightwards) of one "
-      "to three objects on a torus (wrap-around at the borders) over a static "
-      "random background. Speeds, shapes, sizes, spins, growth, colours, "
-      "textures and positions are random and independent of the class, so no "
-      "single frame tells the class, and an unordered bag of frames tells at "
-      "most the axis of motion, never its sense."
+    f"Class k of {num_classes} is the direction of travel at angle "
+    f"360*k/{num_classes} degrees (counter-clockwise from rightwards) of one "
+    "to three objects on a torus (wrap-around at the borders) over a static "
+    "random background. Speeds, shapes, sizes, spins, growth, colours, "
+    "textures and positions are random and independent of the class, so no "
+    "single frame tells the class, and an unordered bag of frames tells at "
+    "most the axis of motion, never its sense."
   )
 
 
@@ -110,39 +110,57 @@ class SyntheticMotionConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
   def __post_init__(self):
-    checks = (("num_frames", 2), ("resolution", 16), ("num_classes", 2),
-              ("train_per_class", 1), ("validation_per_class", 1), ("seed", 0))
+    checks = (
+      ("num_frames", 2),
+      ("resolution", 16),
+      ("num_classes", 2),
+      ("train_per_class", 1),
+      ("validation_per_class", 1),
+      ("seed", 0),
+    )
     for field, minimum in checks:
       value = getattr(self, field)
       if not isinstance(value, int) or value < minimum:
-        raise UserError(f"synthetic_motion_config.{field} is {value!r}; set it "
-                        f"to an integer of at least {minimum}.")
+        raise UserError(
+          f"synthetic_motion_config.{field} is {value!r}; set it "
+          f"to an integer of at least {minimum}."
+        )
     if self.num_classes % 2:
       raise UserError(
-          f"synthetic_motion_config.num_classes is {self.num_classes}; set it "
-          "to an even number, so that every direction has an opposite class "
-          "and the axis of motion alone cannot tell the class.")
-    self.name = (f"f{self.num_frames}_r{self.resolution}_c{self.num_classes}_"
-                 f"tr{self.train_per_class}_va{self.validation_per_class}_"
-                 f"s{self.seed}")
+        f"synthetic_motion_config.num_classes is {self.num_classes}; set it "
+        "to an even number, so that every direction has an opposite class "
+        "and the axis of motion alone cannot tell the class."
+      )
+    self.name = (
+      f"f{self.num_frames}_r{self.resolution}_c{self.num_classes}_"
+      f"tr{self.train_per_class}_va{self.validation_per_class}_"
+      f"s{self.seed}"
+    )
     self.version = _VERSION
     self.description = _description(self.num_classes)
 
 
 @gin.configurable
-def synthetic_motion_config(num_frames: int = 16, resolution: int = 48,
-                            num_classes: int = 8, train_per_class: int = 128,
-                            validation_per_class: int = 32,
-                            seed: int = 0) -> SyntheticMotionConfig:
+def synthetic_motion_config(
+  num_frames: int = 16,
+  resolution: int = 48,
+  num_classes: int = 8,
+  train_per_class: int = 128,
+  validation_per_class: int = 32,
+  seed: int = 0,
+) -> SyntheticMotionConfig:
   """The synthetic_motion size that gin selects (see SyntheticMotionConfig)."""
   return SyntheticMotionConfig(
-      num_frames=num_frames, resolution=resolution, num_classes=num_classes,
-      train_per_class=train_per_class,
-      validation_per_class=validation_per_class, seed=seed)
+    num_frames=num_frames,
+    resolution=resolution,
+    num_classes=num_classes,
+    train_per_class=train_per_class,
+    validation_per_class=validation_per_class,
+    seed=seed,
+  )
 
 
-def make_builder(config: SyntheticMotionConfig,
-                 data_dir: str | None = None) -> "SyntheticMotion":
+def make_builder(config: SyntheticMotionConfig, data_dir: str | None = None) -> "SyntheticMotion":
   """The builder of a dataset of this size (prepared or not) in ``data_dir``."""
   # TFDS refuses a config object that shares its name with a predefined one.
   predefined = SyntheticMotion.builder_configs.get(config.name)
@@ -170,8 +188,9 @@ def _unit_sdf(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
   if shape == "ellipse":
     return (np.hypot(u, v / 0.55) - 1.0) * 0.55
   if shape == "triangle":
-    sides = [np.cos(a) * u + np.sin(a) * v - 0.5
-             for a in (np.pi / 2, np.pi * 7 / 6, np.pi * 11 / 6)]
+    sides = [
+      np.cos(a) * u + np.sin(a) * v - 0.5 for a in (np.pi / 2, np.pi * 7 / 6, np.pi * 11 / 6)
+    ]
     return np.max(sides, axis=0)
   if shape == "cross":
     bar_u = np.maximum(np.abs(u) - 1.0, np.abs(v) - 0.35)
@@ -182,8 +201,7 @@ def _unit_sdf(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
   raise ValueError(f"unknown shape {shape!r}")
 
 
-def _pattern(pattern: str, u: np.ndarray, v: np.ndarray,
-             frequency: float) -> np.ndarray:
+def _pattern(pattern: str, u: np.ndarray, v: np.ndarray, frequency: float) -> np.ndarray:
   """Mixing weight in [0, 1] between the object's two colours."""
   if pattern == "plain":
     return np.zeros_like(u)
@@ -200,16 +218,13 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
   y, x = np.mgrid[0:size, 0:size] / size
   image = np.broadcast_to(rng.uniform(0.2, 0.8, 3), (size, size, 3)).copy()
   for _ in range(rng.integers(2, 5)):
-    fx, fy = rng.integers(-_MAX_BACKGROUND_CYCLES, _MAX_BACKGROUND_CYCLES + 1,
-                          size=2)
+    fx, fy = rng.integers(-_MAX_BACKGROUND_CYCLES, _MAX_BACKGROUND_CYCLES + 1, size=2)
     wave = np.sin(2 * np.pi * (fx * x + fy * y) + rng.uniform(0, 2 * np.pi))
-    image += wave[..., None] * rng.uniform(-_BACKGROUND_CONTRAST,
-                                           _BACKGROUND_CONTRAST, 3)
+    image += wave[..., None] * rng.uniform(-_BACKGROUND_CONTRAST, _BACKGROUND_CONTRAST, 3)
   return image
 
 
-def _object_colours(rng: np.random.Generator,
-                    mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _object_colours(rng: np.random.Generator, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Two colours for an object, the first well apart from the background."""
   while True:
     first = rng.uniform(0.0, 1.0, 3)
@@ -217,9 +232,13 @@ def _object_colours(rng: np.random.Generator,
       return first, rng.uniform(0.0, 1.0, 3)
 
 
-def _draw_object(rng: np.random.Generator, frames: np.ndarray, angle: float,
-                 background_mean: np.ndarray,
-                 objects: np.ndarray) -> np.ndarray:
+def _draw_object(
+  rng: np.random.Generator,
+  frames: np.ndarray,
+  angle: float,
+  background_mean: np.ndarray,
+  objects: np.ndarray,
+) -> np.ndarray:
   """Composites one moving object over ``frames`` [T, S, S, 3] in [0, 1].
 
   Writes the object's class into the segmentation maps ``objects`` [T, S, S]
@@ -230,8 +249,7 @@ def _draw_object(rng: np.random.Generator, frames: np.ndarray, angle: float,
   shape = SHAPES[rng.integers(len(SHAPES))]
   pattern = PATTERNS[rng.integers(len(PATTERNS))]
   frequency = rng.uniform(1.5, 3.5)
-  colour_a, colour_b = (c.astype(np.float32)
-                        for c in _object_colours(rng, background_mean))
+  colour_a, colour_b = (c.astype(np.float32) for c in _object_colours(rng, background_mean))
 
   t = np.arange(num_frames, dtype=np.float64)
   speed = rng.uniform(*_SPEED_RANGE) * size
@@ -243,8 +261,7 @@ def _draw_object(rng: np.random.Generator, frames: np.ndarray, angle: float,
   heading = rng.uniform(0.0, 2 * np.pi) + spin * t
   # Growth is centred on the middle frame, so a reversed clip is as likely.
   growth = rng.uniform(-_MAX_GROWTH, _MAX_GROWTH)
-  radius = rng.uniform(*_RADIUS_RANGE) * np.exp(
-      growth * (t - (num_frames - 1) / 2.0))
+  radius = rng.uniform(*_RADIUS_RANGE) * np.exp(growth * (t - (num_frames - 1) / 2.0))
   radius = np.clip(radius, *_RADIUS_LIMITS) * size
 
   # Minimum-image offsets from the object centre on the torus, per frame;
@@ -265,8 +282,9 @@ def _draw_object(rng: np.random.Generator, frames: np.ndarray, angle: float,
   return frames + coverage * (colour - frames)
 
 
-def render_clip(rng: np.random.Generator, angle: float, num_frames: int,
-                resolution: int) -> np.ndarray:
+def render_clip(
+  rng: np.random.Generator, angle: float, num_frames: int, resolution: int
+) -> np.ndarray:
   """Renders one clip of objects travelling in direction ``angle``.
 
   The frames of ``render_clip_with_objects``, which draws the same clip from
@@ -284,9 +302,9 @@ def render_clip(rng: np.random.Generator, angle: float, num_frames: int,
   return render_clip_with_objects(rng, angle, num_frames, resolution)[0]
 
 
-def render_clip_with_objects(rng: np.random.Generator, angle: float,
-                             num_frames: int, resolution: int
-                             ) -> tuple[np.ndarray, np.ndarray]:
+def render_clip_with_objects(
+  rng: np.random.Generator, angle: float, num_frames: int, resolution: int
+) -> tuple[np.ndarray, np.ndarray]:
   """Renders one clip and its per-frame segmentation maps.
 
   Args:
@@ -304,8 +322,7 @@ def render_clip_with_objects(rng: np.random.Generator, angle: float,
   frames = np.repeat(background[None].astype(np.float32), num_frames, axis=0)
   objects = np.zeros((num_frames, resolution, resolution), np.uint8)
   for _ in range(rng.integers(_NUM_OBJECTS[0], _NUM_OBJECTS[1] + 1)):
-    frames = _draw_object(rng, frames, angle, background.mean(axis=(0, 1)),
-                          objects)
+    frames = _draw_object(rng, frames, angle, background.mean(axis=(0, 1)), objects)
   return np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8), objects
 
 
@@ -314,36 +331,37 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
 
   VERSION = _VERSION
   RELEASE_NOTES = {
-      "1.0.0": "First version.",
-      "1.1.0": "Adds 'objects', the per-frame segmentation maps (same clips).",
+    "1.0.0": "First version.",
+    "1.1.0": "Adds 'objects', the per-frame segmentation maps (same clips).",
   }
   # The default size, so that tfds.builder("synthetic_motion") works too.
   BUILDER_CONFIGS = [SyntheticMotionConfig()]
 
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
-    names = [f"{np.degrees(class_angle(k, config.num_classes)):g}deg"
-             for k in range(config.num_classes)]
+    names = [
+      f"{np.degrees(class_angle(k, config.num_classes)):g}deg" for k in range(config.num_classes)
+    ]
     shape = (config.num_frames, config.resolution, config.resolution, 3)
     return self.dataset_info_from_configs(
-        description=_description(config.num_classes),
-        features=tfds.features.FeaturesDict({
-            "video": tfds.features.Video(shape=shape, encoding_format="png"),
-            "label": tfds.features.ClassLabel(names=names),
-            # One channel of OBJECT_CLASSES indices per frame.
-            "objects": tfds.features.Video(shape=shape[:-1] + (1,),
-                                           encoding_format="png"),
-        }),
-        supervised_keys=("video", "label"),
+      description=_description(config.num_classes),
+      features=tfds.features.FeaturesDict(
+        {
+          "video": tfds.features.Video(shape=shape, encoding_format="png"),
+          "label": tfds.features.ClassLabel(names=names),
+          # One channel of OBJECT_CLASSES indices per frame.
+          "objects": tfds.features.Video(shape=shape[:-1] + (1,), encoding_format="png"),
+        }
+      ),
+      supervised_keys=("video", "label"),
     )
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Everything is generated locally.
     config = self.builder_config
     return {
-        "train": self._generate_examples("train", config.train_per_class),
-        "validation": self._generate_examples(
-            "validation", config.validation_per_class),
+      "train": self._generate_examples("train", config.train_per_class),
+      "validation": self._generate_examples("validation", config.validation_per_class),
     }
 
   def _generate_examples(self, split: str, per_class: int):
@@ -355,10 +373,9 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
       label = index % config.num_classes
       rng = example_rng(config.seed, split, index)
       frames, objects = render_clip_with_objects(
-          rng, class_angle(label, config.num_classes), config.num_frames,
-          config.resolution)
-      yield index, {"video": frames, "label": label,
-                    "objects": objects[..., None]}
+        rng, class_angle(label, config.num_classes), config.num_frames, config.resolution
+      )
+      yield index, {"video": frames, "label": label, "objects": objects[..., None]}
       report.step()
       if index + 1 == total or time.monotonic() - last_report > _REPORT_EVERY_S:
         last_report = time.monotonic()

@@ -50,10 +50,9 @@ _REPORT_EVERY_S = 5.0
 _CODECS = {".mp4": "mpeg4", ".avi": "mpeg4", ".mov": "mpeg4", ".webm": "libvpx"}
 
 
-
-
-def decode_video(path: str, resolution: int = 0, max_frames: int = 0,
-                 frame_step: int = 1) -> np.ndarray:
+def decode_video(
+  path: str, resolution: int = 0, max_frames: int = 0, frame_step: int = 1
+) -> np.ndarray:
   """Decodes the first video stream of a file into RGB frames.
 
   Args:
@@ -82,8 +81,7 @@ def decode_video(path: str, resolution: int = 0, max_frames: int = 0,
           continue
         if size is None:
           size = _target_size(frame.width, frame.height, resolution)
-        frames.append(frame.to_ndarray(format="rgb24", width=size[0],
-                                       height=size[1]))
+        frames.append(frame.to_ndarray(format="rgb24", width=size[0], height=size[1]))
         if max_frames and len(frames) >= max_frames:
           break
   except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
@@ -113,8 +111,7 @@ def encode_video(path: str, frames: np.ndarray, fps: int = 10) -> None:
   """
   extension = os.path.splitext(path)[1].lower()
   if extension not in _CODECS:
-    raise UserError(f"Cannot encode {path!r}: the extension must be one of "
-                    f"{sorted(_CODECS)}.")
+    raise UserError(f"Cannot encode {path!r}: the extension must be one of {sorted(_CODECS)}.")
   with av.open(path, mode="w") as container:
     stream = container.add_stream(_CODECS[extension], rate=fps)
     stream.width, stream.height = frames.shape[2], frames.shape[1]
@@ -134,42 +131,48 @@ def scan_folder(manual_dir: str) -> dict[str, list[str]]:
     UserError: the directory does not exist, has no class subfolders, or a
       class folder holds no video file.
   """
-  fix = (f"put one subfolder per class in it, holding video files "
-         f"({', '.join(VIDEO_EXTENSIONS)})")
+  fix = f"put one subfolder per class in it, holding video files ({', '.join(VIDEO_EXTENSIONS)})"
   if not manual_dir or not os.path.isdir(manual_dir):
-    raise UserError(f"The video folder {manual_dir!r} does not exist; {fix} "
-                    "and pass it as --manual_dir (video_folder_config."
-                    "manual_dir in gin).")
-  classes = sorted(name for name in os.listdir(manual_dir)
-                   if os.path.isdir(os.path.join(manual_dir, name))
-                   and not name.startswith("."))
+    raise UserError(
+      f"The video folder {manual_dir!r} does not exist; {fix} "
+      "and pass it as --manual_dir (video_folder_config."
+      "manual_dir in gin)."
+    )
+  classes = sorted(
+    name
+    for name in os.listdir(manual_dir)
+    if os.path.isdir(os.path.join(manual_dir, name)) and not name.startswith(".")
+  )
   if not classes:
-    raise UserError(f"The video folder {manual_dir!r} has no class "
-                    f"subfolders; {fix}.")
+    raise UserError(f"The video folder {manual_dir!r} has no class subfolders; {fix}.")
   files = {}
   for name in classes:
     root = os.path.join(manual_dir, name)
     found = []
     for parent, dirs, names in os.walk(root):
       dirs.sort()
-      found += [os.path.relpath(os.path.join(parent, n), manual_dir)
-                for n in names
-                if os.path.splitext(n)[1].lower() in VIDEO_EXTENSIONS]
+      found += [
+        os.path.relpath(os.path.join(parent, n), manual_dir)
+        for n in names
+        if os.path.splitext(n)[1].lower() in VIDEO_EXTENSIONS
+      ]
     if not found:
-      raise UserError(f"The class folder {root!r} holds no video files "
-                      f"({', '.join(VIDEO_EXTENSIONS)}); add videos or remove "
-                      "the folder.")
+      raise UserError(
+        f"The class folder {root!r} holds no video files "
+        f"({', '.join(VIDEO_EXTENSIONS)}); add videos or remove "
+        "the folder."
+      )
     files[name] = sorted(found)
   return files
 
 
-def split_files(files: dict[str, list[str]], validation_fraction: float,
-                seed: int) -> dict[str, list[tuple[str, int]]]:
+def split_files(
+  files: dict[str, list[str]], validation_fraction: float, seed: int
+) -> dict[str, list[tuple[str, int]]]:
   """Deterministic stratified split: {"train"|"validation": [(path, label)]}."""
   splits = {"train": [], "validation": []}
   for label, name in enumerate(sorted(files)):
-    ranked = sorted(files[name], key=lambda p: hashlib.sha256(
-        f"{seed}:{p}".encode()).hexdigest())
+    ranked = sorted(files[name], key=lambda p: hashlib.sha256(f"{seed}:{p}".encode()).hexdigest())
     # At least one validation file where the class has two or more, and
     # always at least one training file.
     count = int(round(validation_fraction * len(ranked)))
@@ -207,21 +210,29 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
   fingerprint: str = ""
 
   def __post_init__(self):
-    for field, minimum in (("resolution", 0), ("max_frames", 0),
-                           ("frame_step", 1), ("split_seed", 0)):
+    for field, minimum in (
+      ("resolution", 0),
+      ("max_frames", 0),
+      ("frame_step", 1),
+      ("split_seed", 0),
+    ):
       value = getattr(self, field)
       if not isinstance(value, int) or value < minimum:
-        raise UserError(f"video_folder_config.{field} is {value!r}; set it to "
-                        f"an integer of at least {minimum}.")
+        raise UserError(
+          f"video_folder_config.{field} is {value!r}; set it to an integer of at least {minimum}."
+        )
     if not 0.0 <= self.validation_fraction < 1.0:
-      raise UserError("video_folder_config.validation_fraction is "
-                      f"{self.validation_fraction!r}; set it in [0, 1).")
-    self.name = (f"r{self.resolution}_m{self.max_frames}_st{self.frame_step}_"
-                 f"va{int(round(self.validation_fraction * 100))}_"
-                 f"s{self.split_seed}_{self.fingerprint[:10]}")
+      raise UserError(
+        "video_folder_config.validation_fraction is "
+        f"{self.validation_fraction!r}; set it in [0, 1)."
+      )
+    self.name = (
+      f"r{self.resolution}_m{self.max_frames}_st{self.frame_step}_"
+      f"va{int(round(self.validation_fraction * 100))}_"
+      f"s{self.split_seed}_{self.fingerprint[:10]}"
+    )
     self.version = _VERSION
-    self.description = (f"Videos of {len(self.classes)} classes from "
-                        f"{self.manual_dir}.")
+    self.description = f"Videos of {len(self.classes)} classes from {self.manual_dir}."
 
 
 def _fingerprint(manual_dir: str, files: dict[str, list[str]]) -> str:
@@ -234,30 +245,40 @@ def _fingerprint(manual_dir: str, files: dict[str, list[str]]) -> str:
 
 
 @gin.configurable
-def video_folder_config(manual_dir: str = "", resolution: int = 0,
-                        max_frames: int = 0, frame_step: int = 1,
-                        validation_fraction: float = 0.2,
-                        split_seed: int = 0) -> VideoFolderConfig:
+def video_folder_config(
+  manual_dir: str = "",
+  resolution: int = 0,
+  max_frames: int = 0,
+  frame_step: int = 1,
+  validation_fraction: float = 0.2,
+  split_seed: int = 0,
+) -> VideoFolderConfig:
   """The video_folder that gin selects (see VideoFolderConfig); scans the folder.
 
   Raises:
     UserError: the folder is missing or empty, or a setting is out of range.
   """
   if not manual_dir:
-    raise UserError("No video folder given; set video_folder_config.manual_dir "
-                    "(--manual_dir for launch.prepare_data) to a folder with "
-                    "one subfolder of videos per class.")
+    raise UserError(
+      "No video folder given; set video_folder_config.manual_dir "
+      "(--manual_dir for launch.prepare_data) to a folder with "
+      "one subfolder of videos per class."
+    )
   manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
   files = scan_folder(manual_dir)
   return VideoFolderConfig(
-      manual_dir=manual_dir, resolution=resolution, max_frames=max_frames,
-      frame_step=frame_step, validation_fraction=validation_fraction,
-      split_seed=split_seed, classes=tuple(sorted(files)),
-      fingerprint=_fingerprint(manual_dir, files))
+    manual_dir=manual_dir,
+    resolution=resolution,
+    max_frames=max_frames,
+    frame_step=frame_step,
+    validation_fraction=validation_fraction,
+    split_seed=split_seed,
+    classes=tuple(sorted(files)),
+    fingerprint=_fingerprint(manual_dir, files),
+  )
 
 
-def make_builder(config: VideoFolderConfig,
-                 data_dir: str | None = None) -> "VideoFolder":
+def make_builder(config: VideoFolderConfig, data_dir: str | None = None) -> "VideoFolder":
   """The builder of this folder with these settings, in ``data_dir``."""
   return VideoFolder(config=config, data_dir=data_dir)
 
@@ -273,8 +294,8 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
   VERSION = _VERSION
   RELEASE_NOTES = {"1.0.0": "First version."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Put one subfolder per class, holding its video files, in the manual "
-      "directory.")
+    "Put one subfolder per class, holding its video files, in the manual directory."
+  )
 
   def __init__(self, **kwargs):
     super().__init__(**kwargs)
@@ -283,24 +304,25 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
     return self.dataset_info_from_configs(
-        description=config.description,
-        features=tfds.features.FeaturesDict({
-            "video": tfds.features.Video(shape=(None, None, None, 3),
-                                         encoding_format="jpeg"),
-            "label": tfds.features.ClassLabel(names=list(config.classes)),
-        }),
-        supervised_keys=("video", "label"),
+      description=config.description,
+      features=tfds.features.FeaturesDict(
+        {
+          "video": tfds.features.Video(shape=(None, None, None, 3), encoding_format="jpeg"),
+          "label": tfds.features.ClassLabel(names=list(config.classes)),
+        }
+      ),
+      supervised_keys=("video", "label"),
     )
 
   def _decode(self, path: str) -> np.ndarray:
     config = self.builder_config
-    return decode_video(os.path.join(config.manual_dir, path),
-                        config.resolution, config.max_frames, config.frame_step)
+    return decode_video(
+      os.path.join(config.manual_dir, path), config.resolution, config.max_frames, config.frame_step
+    )
 
   def _skip(self, path: str, reason: str) -> None:
     self.skipped.append((path, reason))
-    print(f"skipped {os.path.join(self.builder_config.manual_dir, path)}: "
-          f"{reason}", flush=True)
+    print(f"skipped {os.path.join(self.builder_config.manual_dir, path)}: {reason}", flush=True)
 
   def _split_generators(self, dl_manager):
     del dl_manager  # The files are read from the config's manual_dir.
@@ -308,8 +330,10 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     self.skipped = []
     files = scan_folder(config.manual_dir)
     if tuple(sorted(files)) != config.classes:
-      raise UserError(f"The class folders of {config.manual_dir!r} changed "
-                      "while the dataset was being built; run again.")
+      raise UserError(
+        f"The class folders of {config.manual_dir!r} changed "
+        "while the dataset was being built; run again."
+      )
     # Every class needs a decodable video before anything is written; one
     # frame per file tells, so this costs a fraction of the full decode.
     for name, paths in files.items():
@@ -322,14 +346,14 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
           self._skip(path, str(e))
       if not decodable:
         raise UserError(
-            f"The class folder {os.path.join(config.manual_dir, name)!r} has "
-            "no decodable video; add playable videos or remove the folder.")
+          f"The class folder {os.path.join(config.manual_dir, name)!r} has "
+          "no decodable video; add playable videos or remove the folder."
+        )
       files[name] = decodable
     splits = split_files(files, config.validation_fraction, config.split_seed)
     generators = {"train": self._generate_examples("train", splits["train"])}
     if splits["validation"]:
-      generators["validation"] = self._generate_examples(
-          "validation", splits["validation"])
+      generators["validation"] = self._generate_examples("validation", splits["validation"])
     return generators
 
   def _generate_examples(self, split: str, items: list[tuple[str, int]]):
@@ -343,8 +367,7 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
       else:
         yield path, {"video": frames, "label": label}
       report.step()
-      if (report.done == len(items)
-          or time.monotonic() - last_report > _REPORT_EVERY_S):
+      if report.done == len(items) or time.monotonic() - last_report > _REPORT_EVERY_S:
         last_report = time.monotonic()
         report.print(f"video_folder {split} videos")
 

@@ -50,11 +50,11 @@ class _Serving(tf.Module):
     self.model = model
     shapes = cost.input_shapes(model)
     self.input_names = tuple(shapes)
-    signature = [tf.TensorSpec([None, *shape], tf.float32, name=name)
-                 for name, shape in shapes.items()]
+    signature = [
+      tf.TensorSpec([None, *shape], tf.float32, name=name) for name, shape in shapes.items()
+    ]
     if len(signature) == 1:  # Served as 'clips' whatever Keras named it.
-      signature[0] = tf.TensorSpec(signature[0].shape, tf.float32,
-                                   name=CLIPS)
+      signature[0] = tf.TensorSpec(signature[0].shape, tf.float32, name=CLIPS)
     self.serve = tf.function(self._serve, input_signature=signature)
 
   def _serve(self, *inputs):
@@ -71,11 +71,18 @@ def save_model(model: tf.keras.Model, path: str) -> None:
   tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
 
 
-def export(model: tf.keras.Model, out_dir: str, calibration: tf.data.Dataset,
-           validation: tf.data.Dataset, *, trained: bool,
-           settings: latency_lib.LatencySettings,
-           num_calibration_clips: int = 64, max_eval_clips: int = 512,
-           info: dict[str, Any] | None = None) -> dict[str, Any]:
+def export(
+  model: tf.keras.Model,
+  out_dir: str,
+  calibration: tf.data.Dataset,
+  validation: tf.data.Dataset,
+  *,
+  trained: bool,
+  settings: latency_lib.LatencySettings,
+  num_calibration_clips: int = 64,
+  max_eval_clips: int = 512,
+  info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
   """Writes the SavedModel, both TFLite files and ``export.json``.
 
   Args:
@@ -98,40 +105,49 @@ def export(model: tf.keras.Model, out_dir: str, calibration: tf.data.Dataset,
   shapes = cost.input_shapes(model)
   several = len(shapes) > 1
   signature: dict[str, Any] = {
-      "name": "serving_default",
-      "inputs": list(shapes) if several else [CLIPS],
-      "outputs": ["logits", "probabilities"]}
+    "name": "serving_default",
+    "inputs": list(shapes) if several else [CLIPS],
+    "outputs": ["logits", "probabilities"],
+  }
   clip_shape = shapes.get(CLIPS, next(iter(shapes.values())))
-  summary: dict[str, Any] = {**(info or {}), "trained": trained,
-                             "num_params": int(model.count_params()),
-                             "input_shape": [1, *clip_shape],
-                             "serving_signature": signature}
+  summary: dict[str, Any] = {
+    **(info or {}),
+    "trained": trained,
+    "num_params": int(model.count_params()),
+    "input_shape": [1, *clip_shape],
+    "serving_signature": signature,
+  }
   if several:
-    summary["input_shapes"] = {name: [1, *shape]
-                               for name, shape in shapes.items()}
+    summary["input_shapes"] = {name: [1, *shape] for name, shape in shapes.items()}
   else:
     signature["input"] = CLIPS
   start = time.perf_counter()
   save_model(model, os.path.join(out_dir, SAVED_MODEL))
-  summary["saved_model"] = {"path": SAVED_MODEL,
-                            "export_s": round(time.perf_counter() - start, 2)}
+  summary["saved_model"] = {"path": SAVED_MODEL, "export_s": round(time.perf_counter() - start, 2)}
   if trained:
     clips, labels = clips_lib.take_clips(validation, max_eval_clips)
     logits = model.predict(clips, batch_size=32, verbose=0)
     summary["saved_model"]["accuracy"] = float(np.mean(logits.argmax(-1) == labels))
   for fmt, name in TFLITE_FILES.items():
-    converted = quantize.to_tflite(model, fmt, calibration,
-                                   num_calibration_clips=num_calibration_clips)
+    converted = quantize.to_tflite(
+      model, fmt, calibration, num_calibration_clips=num_calibration_clips
+    )
     converted.save(os.path.join(out_dir, name))
     measured = latency_lib.measure_latency(converted, settings)
-    entry = {"path": name, "size_bytes": len(converted.content),
-             "fully_int8": converted.fully_int8 if fmt == quantize.INT8 else None,
-             "float_ops": sorted({op.name for op in converted.float_ops})
-                          if fmt == quantize.INT8 else None,
-             "latency_ms": measured.median_ms, "latency": measured.to_dict()}
+    entry = {
+      "path": name,
+      "size_bytes": len(converted.content),
+      "fully_int8": converted.fully_int8 if fmt == quantize.INT8 else None,
+      "float_ops": sorted({op.name for op in converted.float_ops})
+      if fmt == quantize.INT8
+      else None,
+      "latency_ms": measured.median_ms,
+      "latency": measured.to_dict(),
+    }
     if trained:
-      entry["accuracy"] = latency_lib.evaluate_tflite(
-          converted, clips, labels, settings)["accuracy"]
+      entry["accuracy"] = latency_lib.evaluate_tflite(converted, clips, labels, settings)[
+        "accuracy"
+      ]
     summary[f"tflite_{fmt}"] = entry
   with tf.io.gfile.GFile(os.path.join(out_dir, SUMMARY), "w") as f:
     json.dump(summary, f, indent=2, sort_keys=True)
@@ -142,9 +158,11 @@ def export(model: tf.keras.Model, out_dir: str, calibration: tf.data.Dataset,
 def format_summary(summary: dict[str, Any]) -> str:
   """The export as a table a person reads."""
   settings = summary[f"tflite_{quantize.INT8}"]["latency"]["settings"]
-  lines = [f"| form | file | size | latency ms ({settings['threads']} thread(s), "
-           f"XNNPACK {'on' if settings['use_xnnpack'] else 'off'}) | accuracy |",
-           "|---|---|---|---|---|"]
+  lines = [
+    f"| form | file | size | latency ms ({settings['threads']} thread(s), "
+    f"XNNPACK {'on' if settings['use_xnnpack'] else 'off'}) | accuracy |",
+    "|---|---|---|---|---|",
+  ]
   for key in ("saved_model", *(f"tflite_{fmt}" for fmt in TFLITE_FILES)):
     entry = summary[key]
     size = f"{entry['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in entry else ""

@@ -59,14 +59,13 @@ class LatencySettings:
     for name, minimum in (("threads", 1), ("warmup", 0), ("runs", 1)):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"LatencySettings.{name} must be an int >= {minimum}, "
-                        f"got {value!r}")
+        raise UserError(f"LatencySettings.{name} must be an int >= {minimum}, got {value!r}")
     if not isinstance(self.use_xnnpack, bool):
-      raise UserError("LatencySettings.use_xnnpack must be true or false, got "
-                      f"{self.use_xnnpack!r}")
+      raise UserError(
+        f"LatencySettings.use_xnnpack must be true or false, got {self.use_xnnpack!r}"
+      )
     if not self.timeout_s > 0:
-      raise UserError(f"LatencySettings.timeout_s must be positive, got "
-                      f"{self.timeout_s!r}")
+      raise UserError(f"LatencySettings.timeout_s must be positive, got {self.timeout_s!r}")
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -113,8 +112,7 @@ def _model_bytes(model: ModelLike) -> bytes:
   if isinstance(content, (str, os.PathLike)):
     with open(content, "rb") as f:
       return f.read()
-  raise TypeError(f"Expected TFLite bytes, a path or a TfliteModel, got "
-                  f"{type(model).__name__}")
+  raise TypeError(f"Expected TFLite bytes, a path or a TfliteModel, got {type(model).__name__}")
 
 
 def _model_format(model: ModelLike) -> Optional[str]:
@@ -126,8 +124,7 @@ def _runner_env() -> dict[str, str]:
   # The runner must import vsearch even when it is not installed.
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = dict(os.environ)
-  env["PYTHONPATH"] = os.pathsep.join(
-      p for p in (root, env.get("PYTHONPATH")) if p)
+  env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
   return env
 
 
@@ -145,8 +142,9 @@ def _exit_reason(returncode: int) -> str:
   return f"exit status {returncode}"
 
 
-def run_runner(request: dict[str, Any], timeout_s: float,
-               command: Optional[list[str]] = None) -> dict[str, Any]:
+def run_runner(
+  request: dict[str, Any], timeout_s: float, command: Optional[list[str]] = None
+) -> dict[str, Any]:
   """Runs the LiteRT runner on ``request`` and returns its JSON result.
 
   Args:
@@ -165,31 +163,36 @@ def run_runner(request: dict[str, Any], timeout_s: float,
     with open(path, "w", encoding="utf-8") as f:
       json.dump(request, f)
     try:
-      done = subprocess.run(command + [path], capture_output=True, text=True,
-                            timeout=timeout_s, env=_runner_env(), check=False)
+      done = subprocess.run(
+        command + [path],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=_runner_env(),
+        check=False,
+      )
     except subprocess.TimeoutExpired:
       raise CandidateError(
-          f"LiteRT runner hung: no result after {timeout_s:g} s "
-          "(LatencySettings.timeout_s), killed") from None
+        f"LiteRT runner hung: no result after {timeout_s:g} s (LatencySettings.timeout_s), killed"
+      ) from None
   if done.returncode == _BAD_REQUEST_EXIT:
     raise UserError(f"LiteRT runner: {_last_line(done.stderr)[:300]}")
   if done.returncode != 0:
     detail = _last_line(done.stderr)[:300]
-    raise CandidateError(f"LiteRT runner crashed ({_exit_reason(done.returncode)})"
-                         + (f": {detail}" if detail else ""))
+    raise CandidateError(
+      f"LiteRT runner crashed ({_exit_reason(done.returncode)})" + (f": {detail}" if detail else "")
+    )
   last = _last_line(done.stdout)
   try:
     result = json.loads(last)
   except json.JSONDecodeError:
     result = None
   if not isinstance(result, dict) or result.get("ok") is not True:
-    raise CandidateError(f"LiteRT runner printed no result; its last line was "
-                         f"{last[:100]!r}")
+    raise CandidateError(f"LiteRT runner printed no result; its last line was {last[:100]!r}")
   return result
 
 
-def measure_latency(tflite_model: ModelLike,
-                    settings: Optional[LatencySettings] = None) -> Latency:
+def measure_latency(tflite_model: ModelLike, settings: Optional[LatencySettings] = None) -> Latency:
   """Median and spread of batch-1 invokes of a TFLite model through LiteRT.
 
   Args:
@@ -208,29 +211,45 @@ def measure_latency(tflite_model: ModelLike,
     with open(path, "wb") as f:
       f.write(content)
     result = run_runner(
-        {"task": "latency", "model": path, "threads": settings.threads,
-         "use_xnnpack": settings.use_xnnpack, "warmup": settings.warmup,
-         "runs": settings.runs}, settings.timeout_s)
+      {
+        "task": "latency",
+        "model": path,
+        "threads": settings.threads,
+        "use_xnnpack": settings.use_xnnpack,
+        "warmup": settings.warmup,
+        "runs": settings.runs,
+      },
+      settings.timeout_s,
+    )
   samples = np.asarray(result["samples_ms"], dtype=np.float64)
   if samples.size != settings.runs or not np.all(np.isfinite(samples)):
-    raise CandidateError(f"LiteRT runner returned {samples.size} timings for "
-                         f"{settings.runs} runs")
+    raise CandidateError(f"LiteRT runner returned {samples.size} timings for {settings.runs} runs")
   p10, median, p90 = np.percentile(samples, [10, 50, 90])
   return Latency(
-      median_ms=float(median), p10_ms=float(p10), p90_ms=float(p90),
-      min_ms=float(samples.min()), mean_ms=float(samples.mean()),
-      settings=settings.to_dict(), host=result["host"],
-      model={"format": _model_format(tflite_model),
-             "input_dtype": result["input_dtype"],
-             "size_bytes": len(content),
-             "delegate_partitions": result["delegate_partitions"]})
+    median_ms=float(median),
+    p10_ms=float(p10),
+    p90_ms=float(p90),
+    min_ms=float(samples.min()),
+    mean_ms=float(samples.mean()),
+    settings=settings.to_dict(),
+    host=result["host"],
+    model={
+      "format": _model_format(tflite_model),
+      "input_dtype": result["input_dtype"],
+      "size_bytes": len(content),
+      "delegate_partitions": result["delegate_partitions"],
+    },
+  )
 
 
-def evaluate_tflite(tflite_model: ModelLike,
-                    clips: Union[np.ndarray, Mapping[str, np.ndarray]],
-                    labels: np.ndarray,
-                    settings: Optional[LatencySettings] = None, *,
-                    return_logits: bool = False) -> dict[str, Any]:
+def evaluate_tflite(
+  tflite_model: ModelLike,
+  clips: Union[np.ndarray, Mapping[str, np.ndarray]],
+  labels: np.ndarray,
+  settings: Optional[LatencySettings] = None,
+  *,
+  return_logits: bool = False,
+) -> dict[str, Any]:
   """Accuracy of a TFLite model on clips, run through LiteRT at batch 1.
 
   An int8 model with int8 input and output gets its clips quantized and its
@@ -258,17 +277,23 @@ def evaluate_tflite(tflite_model: ModelLike,
   """
   settings = settings or LatencySettings()
   named = isinstance(clips, Mapping)
-  arrays = ({str(name): np.asarray(value, dtype=np.float32)
-             for name, value in clips.items()} if named
-            else {"clips": np.asarray(clips, dtype=np.float32)})
+  arrays = (
+    {str(name): np.asarray(value, dtype=np.float32) for name, value in clips.items()}
+    if named
+    else {"clips": np.asarray(clips, dtype=np.float32)}
+  )
   labels = np.asarray(labels).reshape(-1)
   shapes = {name: array.shape for name, array in arrays.items()}
-  if (not arrays or not len(labels)
-      or any(array.ndim < 2 or len(array) != len(labels)
-             for array in arrays.values())):
+  if (
+    not arrays
+    or not len(labels)
+    or any(array.ndim < 2 or len(array) != len(labels) for array in arrays.values())
+  ):
     got = shapes if named else shapes.get("clips")
-    raise UserError(f"evaluate_tflite needs as many clips as labels (at least "
-                    f"one): got clips {got}, labels {labels.shape}")
+    raise UserError(
+      f"evaluate_tflite needs as many clips as labels (at least "
+      f"one): got clips {got}, labels {labels.shape}"
+    )
   with tempfile.TemporaryDirectory(prefix="vsearch_eval_") as tmp:
     model_path = os.path.join(tmp, "model.tflite")
     output_path = os.path.join(tmp, "logits.npy")
@@ -279,9 +304,13 @@ def evaluate_tflite(tflite_model: ModelLike,
       # Numbered files: input names need not be valid file names.
       inputs[name] = os.path.join(tmp, f"clips{i if named else ''}.npy")
       np.save(inputs[name], array)
-    request = {"task": "logits", "model": model_path, "output": output_path,
-               "threads": settings.threads,
-               "use_xnnpack": settings.use_xnnpack}
+    request = {
+      "task": "logits",
+      "model": model_path,
+      "output": output_path,
+      "threads": settings.threads,
+      "use_xnnpack": settings.use_xnnpack,
+    }
     if named:
       request["inputs"] = inputs
     else:
@@ -289,13 +318,12 @@ def evaluate_tflite(tflite_model: ModelLike,
     result = run_runner(request, settings.timeout_s)
     logits = np.load(output_path)
   if logits.shape[0] != len(labels):
-    raise CandidateError(f"LiteRT runner returned {logits.shape[0]} logits for "
-                         f"{len(labels)} clips")
+    raise CandidateError(f"LiteRT runner returned {logits.shape[0]} logits for {len(labels)} clips")
   metrics = {
-      "accuracy": float(np.mean(np.argmax(logits, axis=-1) == labels)),
-      "num_clips": int(len(labels)),
-      "input_dtype": result["input_dtype"],
-      "settings": settings.to_dict(),
+    "accuracy": float(np.mean(np.argmax(logits, axis=-1) == labels)),
+    "num_clips": int(len(labels)),
+    "input_dtype": result["input_dtype"],
+    "settings": settings.to_dict(),
   }
   if return_logits:
     metrics["logits"] = logits

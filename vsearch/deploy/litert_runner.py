@@ -51,12 +51,13 @@ def _single_io(interpreter):
   inputs = interpreter.get_input_details()
   if len(inputs) > 1:
     names = ", ".join(_tensor_input_name(d["name"]) for d in inputs)
-    raise BadRequest(f"the model has {len(inputs)} inputs ({names}): give "
-                     "each one's clips by name")
+    raise BadRequest(f"the model has {len(inputs)} inputs ({names}): give each one's clips by name")
   if len(inputs) != 1 or len(interpreter.get_output_details()) != 1:
-    raise BadRequest(f"expected a model with one input and one output, got "
-                     f"{len(inputs)} and "
-                     f"{len(interpreter.get_output_details())}")
+    raise BadRequest(
+      f"expected a model with one input and one output, got "
+      f"{len(inputs)} and "
+      f"{len(interpreter.get_output_details())}"
+    )
   return inputs[0], _single_output(interpreter)
 
 
@@ -92,16 +93,19 @@ def inputs_by_name(interpreter, names) -> dict:
     known.setdefault(_tensor_input_name(detail["name"]), detail)
   missing = [name for name in names if name not in known]
   if missing:
-    raise BadRequest(f"the model has no input named {', '.join(missing)}; its "
-                     f"inputs are {', '.join(sorted(known))}")
+    raise BadRequest(
+      f"the model has no input named {', '.join(missing)}; its "
+      f"inputs are {', '.join(sorted(known))}"
+    )
   chosen = {name: known[name] for name in names}
   fed = {d["index"] for d in chosen.values()}
-  unfed = [_tensor_input_name(d["name"]) for d in details
-           if d["index"] not in fed]
+  unfed = [_tensor_input_name(d["name"]) for d in details if d["index"] not in fed]
   if unfed or len(fed) != len(names):
-    raise BadRequest(f"the request must give each model input once; "
-                     f"inputs {', '.join(unfed) or '(repeated names)'} get "
-                     "no clips")
+    raise BadRequest(
+      f"the request must give each model input once; "
+      f"inputs {', '.join(unfed) or '(repeated names)'} get "
+      "no clips"
+    )
   return chosen
 
 
@@ -115,27 +119,24 @@ def measure(request: dict) -> dict:
 
   Every input gets uniform [-1, 1] values (quantized where int8).
   """
-  interpreter = make_interpreter(request["model"], request["threads"],
-                                 request["use_xnnpack"])
+  interpreter = make_interpreter(request["model"], request["threads"], request["use_xnnpack"])
   _single_output(interpreter)
   details = fill_inputs(interpreter)
   samples = time_invokes(interpreter, request["warmup"], request["runs"])
   return {
-      "samples_ms": samples,
-      "input_dtype": _dtype_name(details),
-      "delegate_partitions": delegate_partitions(interpreter),
-      "host": host_description(),
+    "samples_ms": samples,
+    "input_dtype": _dtype_name(details),
+    "delegate_partitions": delegate_partitions(interpreter),
+    "host": host_description(),
   }
 
 
 def logits(request: dict) -> dict:
   """Runs every clip through the model; writes float logits [N, classes]."""
-  interpreter = make_interpreter(request["model"], request["threads"],
-                                 request["use_xnnpack"])
+  interpreter = make_interpreter(request["model"], request["threads"], request["use_xnnpack"])
   if "inputs" in request:
     out_detail = _single_output(interpreter)
-    arrays = {name: np.load(path, mmap_mode="r")
-              for name, path in request["inputs"].items()}
+    arrays = {name: np.load(path, mmap_mode="r") for name, path in request["inputs"].items()}
     in_details = inputs_by_name(interpreter, arrays)
   else:
     in_detail, out_detail = _single_io(interpreter)
@@ -143,27 +144,30 @@ def logits(request: dict) -> dict:
     in_details = {"clips": in_detail}
   counts = {len(array) for array in arrays.values()}
   if len(counts) != 1:
-    raise BadRequest(f"inputs hold different numbers of clips: "
-                     f"{ {name: len(a) for name, a in arrays.items()} }")
+    raise BadRequest(
+      f"inputs hold different numbers of clips: { {name: len(a) for name, a in arrays.items()} }"
+    )
   for name, array in arrays.items():
     expected = tuple(int(d) for d in in_details[name]["shape"])
     if expected[0] != 1 or array.shape[1:] != expected[1:]:
       what = "clips" if len(arrays) == 1 else f"input {name!r}"
-      raise BadRequest(f"{what} of shape {tuple(array.shape[1:])} do not fit "
-                       f"the model input {expected} (batch 1 expected)")
+      raise BadRequest(
+        f"{what} of shape {tuple(array.shape[1:])} do not fit "
+        f"the model input {expected} (batch 1 expected)"
+      )
   outputs = []
   for i in range(counts.pop()):
     for name, array in arrays.items():
       detail = in_details[name]
-      interpreter.set_tensor(detail["index"],
-                             quantize_input(np.asarray(array[i])[None], detail))
+      interpreter.set_tensor(detail["index"], quantize_input(np.asarray(array[i])[None], detail))
     interpreter.invoke()
-    outputs.append(dequantize_output(
-        interpreter.get_tensor(out_detail["index"]), out_detail)[0])
+    outputs.append(dequantize_output(interpreter.get_tensor(out_detail["index"]), out_detail)[0])
   np.save(request["output"], np.stack(outputs).astype(np.float32))
-  return {"num_clips": len(outputs),
-          "input_dtype": _dtype_name(in_details.values()),
-          "host": host_description()}
+  return {
+    "num_clips": len(outputs),
+    "input_dtype": _dtype_name(in_details.values()),
+    "host": host_description(),
+  }
 
 
 def main(argv: list[str]) -> int:

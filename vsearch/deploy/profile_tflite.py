@@ -38,19 +38,21 @@ class BadRequest(Exception):
   """The request does not fit the model (e.g. clips of another shape)."""
 
 
-def make_interpreter(model_path: str, threads: int,
-                     use_xnnpack: bool) -> litert.Interpreter:
+def make_interpreter(model_path: str, threads: int, use_xnnpack: bool) -> litert.Interpreter:
   """An allocated interpreter with a fixed thread count and delegate choice.
 
   XNNPACK is LiteRT's default CPU delegate, applied by the AUTO/BUILTIN op
   resolver; BUILTIN_WITHOUT_DEFAULT_DELEGATES keeps the plain builtin kernels.
   ``num_threads`` reaches both XNNPACK's thread pool and the builtin kernels.
   """
-  resolver = (litert.OpResolverType.AUTO if use_xnnpack else
-              litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-  interpreter = litert.Interpreter(model_path=model_path,
-                                   num_threads=threads,
-                                   experimental_op_resolver_type=resolver)
+  resolver = (
+    litert.OpResolverType.AUTO
+    if use_xnnpack
+    else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+  )
+  interpreter = litert.Interpreter(
+    model_path=model_path, num_threads=threads, experimental_op_resolver_type=resolver
+  )
   interpreter.allocate_tensors()
   return interpreter
 
@@ -114,15 +116,15 @@ def host_description() -> dict:
   except AttributeError:
     usable = os.cpu_count()
   return {
-      "cpu": cpu,
-      "machine": platform.machine(),
-      "system": platform.system(),
-      "cpu_count": usable,
-      "avx2": "avx2" in flags,
-      "avx512_vnni": "avx512_vnni" in flags,
-      "avx_vnni": "avx_vnni" in flags,
-      "python": platform.python_version(),
-      "litert": ai_edge_litert.__version__,
+    "cpu": cpu,
+    "machine": platform.machine(),
+    "system": platform.system(),
+    "cpu_count": usable,
+    "avx2": "avx2" in flags,
+    "avx512_vnni": "avx512_vnni" in flags,
+    "avx_vnni": "avx_vnni" in flags,
+    "python": platform.python_version(),
+    "litert": ai_edge_litert.__version__,
   }
 
 
@@ -136,8 +138,7 @@ def fill_inputs(interpreter: litert.Interpreter, seed: int = 0) -> list[dict]:
   return details
 
 
-def time_invokes(interpreter: litert.Interpreter, warmup: int,
-                 runs: int) -> list[float]:
+def time_invokes(interpreter: litert.Interpreter, warmup: int, runs: int) -> list[float]:
   """``runs`` invoke times in ms, after ``warmup`` untimed invokes."""
   for _ in range(warmup):
     interpreter.invoke()
@@ -151,9 +152,13 @@ def time_invokes(interpreter: litert.Interpreter, warmup: int,
 
 def _stats(samples: list[float]) -> dict:
   p10, median, p90 = np.percentile(np.asarray(samples, np.float64), [10, 50, 90])
-  return {"median_ms": float(median), "p10_ms": float(p10),
-          "p90_ms": float(p90), "min_ms": float(min(samples)),
-          "runs": len(samples)}
+  return {
+    "median_ms": float(median),
+    "p10_ms": float(p10),
+    "p90_ms": float(p90),
+    "min_ms": float(min(samples)),
+    "runs": len(samples),
+  }
 
 
 def file_sha256(path: str) -> str:
@@ -161,9 +166,15 @@ def file_sha256(path: str) -> str:
     return hashlib.sha256(f.read()).hexdigest()
 
 
-def profile(directory: str, threads: int = 1, use_xnnpack: bool = True,
-            warmup: int = 3, runs: int = 10, rounds: int = 3,
-            log=print) -> dict:
+def profile(
+  directory: str,
+  threads: int = 1,
+  use_xnnpack: bool = True,
+  warmup: int = 3,
+  runs: int = 10,
+  rounds: int = 3,
+  log=print,
+) -> dict:
   """Times every file the manifest of ``directory`` lists; returns the table.
 
   Each round loads every model once, warms it up and times ``runs`` invokes;
@@ -187,54 +198,70 @@ def profile(directory: str, threads: int = 1, use_xnnpack: bool = True,
       fill_inputs(interpreter)
       samples[ident].extend(time_invokes(interpreter, warmup, runs))
       partitions[ident] = delegate_partitions(interpreter)
-    log(f"round {r + 1}/{rounds}: {len(files)} files, "
-        f"{time.monotonic() - start:.0f} s")
+    log(f"round {r + 1}/{rounds}: {len(files)} files, {time.monotonic() - start:.0f} s")
   timings: dict = {}
   for (fmt, name, key), values in samples.items():
     entry = _stats(values)
     entry["delegate_partitions"] = partitions[(fmt, name, key)]
     timings.setdefault(fmt, {}).setdefault(name, {})[key] = entry
   return {
-      "version": TABLE_VERSION,
-      "device": host_description(),
-      "settings": {"threads": threads, "use_xnnpack": use_xnnpack,
-                   "warmup": warmup, "runs": runs, "rounds": rounds},
-      "manifest_sha256": file_sha256(os.path.join(directory, MANIFEST)),
-      "space": manifest["space"],
-      "entries": manifest["entries"],
-      "genomes": manifest["genomes"],
-      "timings": timings,
-      "profile_s": round(time.monotonic() - start, 1),
+    "version": TABLE_VERSION,
+    "device": host_description(),
+    "settings": {
+      "threads": threads,
+      "use_xnnpack": use_xnnpack,
+      "warmup": warmup,
+      "runs": runs,
+      "rounds": rounds,
+    },
+    "manifest_sha256": file_sha256(os.path.join(directory, MANIFEST)),
+    "space": manifest["space"],
+    "entries": manifest["entries"],
+    "genomes": manifest["genomes"],
+    "timings": timings,
+    "profile_s": round(time.monotonic() - start, 1),
   }
 
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
-      description="Times the TFLite files of a vsearch latency-table folder "
-                  "and writes latency_table.json there.")
-  parser.add_argument("directory", help="the folder `launch.profile_device "
-                      "prepare` wrote (manifest.json and the .tflite files)")
+    description="Times the TFLite files of a vsearch latency-table folder "
+    "and writes latency_table.json there."
+  )
+  parser.add_argument(
+    "directory",
+    help="the folder `launch.profile_device prepare` wrote (manifest.json and the .tflite files)",
+  )
   parser.add_argument("--threads", type=int, default=1)
-  parser.add_argument("--no_xnnpack", action="store_true",
-                      help="plain builtin kernels instead of XNNPACK")
+  parser.add_argument(
+    "--no_xnnpack", action="store_true", help="plain builtin kernels instead of XNNPACK"
+  )
   parser.add_argument("--warmup", type=int, default=3)
-  parser.add_argument("--runs", type=int, default=10,
-                      help="timed invokes per file and round")
-  parser.add_argument("--rounds", type=int, default=3,
-                      help="passes over all files (spreads load bursts)")
-  parser.add_argument("--out", default=None,
-                      help=f"where the table goes (default DIRECTORY/{TABLE})")
+  parser.add_argument("--runs", type=int, default=10, help="timed invokes per file and round")
+  parser.add_argument(
+    "--rounds", type=int, default=3, help="passes over all files (spreads load bursts)"
+  )
+  parser.add_argument(
+    "--out", default=None, help=f"where the table goes (default DIRECTORY/{TABLE})"
+  )
   args = parser.parse_args(argv[1:])
   for name in ("threads", "runs", "rounds"):
     if getattr(args, name) < 1:
       parser.error(f"--{name} must be at least 1")
   if not os.path.isfile(os.path.join(args.directory, MANIFEST)):
-    parser.error(f"{args.directory} has no {MANIFEST}: pass the folder "
-                 "`python -m launch.profile_device prepare` wrote")
-  table = profile(args.directory, threads=args.threads,
-                  use_xnnpack=not args.no_xnnpack, warmup=args.warmup,
-                  runs=args.runs, rounds=args.rounds,
-                  log=lambda line: print(line, file=sys.stderr, flush=True))
+    parser.error(
+      f"{args.directory} has no {MANIFEST}: pass the folder "
+      "`python -m launch.profile_device prepare` wrote"
+    )
+  table = profile(
+    args.directory,
+    threads=args.threads,
+    use_xnnpack=not args.no_xnnpack,
+    warmup=args.warmup,
+    runs=args.runs,
+    rounds=args.rounds,
+    log=lambda line: print(line, file=sys.stderr, flush=True),
+  )
   out = args.out or os.path.join(args.directory, TABLE)
   with open(out, "w", encoding="utf-8") as f:
     json.dump(table, f, indent=1, sort_keys=True)

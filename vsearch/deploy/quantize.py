@@ -57,10 +57,12 @@ _FLOAT_TYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
 # Clips from the clip pipeline lie in [-1, 1]; allow rounding.
 _CLIP_RANGE = 1.0 + 1e-3
 
-_OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items()
-             if not name.startswith("_")}
-_TYPE_NAMES = {code: name.lower() for name, code in vars(schema.TensorType).items()
-               if not name.startswith("_")}
+_OP_NAMES = {
+  code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
+}
+_TYPE_NAMES = {
+  code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +85,7 @@ class OpInfo:
   @property
   def runs_in_float(self) -> bool:
     """Whether this is a compute op whose input is floating point."""
-    return (self.name not in _TYPE_CONVERSIONS
-            and self.input_dtype in _FLOAT_TYPES)
+    return self.name not in _TYPE_CONVERSIONS and self.input_dtype in _FLOAT_TYPES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,21 +122,22 @@ class TfliteModel:
     for op in self.ops:
       counts[op.name] = counts.get(op.name, 0) + 1
     return {
-        "format": self.format,
-        "size_bytes": len(self.content),
-        "fully_int8": self.fully_int8,
-        "float_ops": sorted({op.name for op in self.float_ops}),
-        "input_dtype": self.input_dtype,
-        "output_dtype": self.output_dtype,
-        "op_counts": dict(sorted(counts.items())),
+      "format": self.format,
+      "size_bytes": len(self.content),
+      "fully_int8": self.fully_int8,
+      "float_ops": sorted({op.name for op in self.float_ops}),
+      "input_dtype": self.input_dtype,
+      "output_dtype": self.output_dtype,
+      "op_counts": dict(sorted(counts.items())),
     }
 
   def require_fully_int8(self) -> None:
     """Raises CandidateError naming the float ops unless fully int8."""
     if not self.fully_int8:
       where = ", ".join(f"{op.name} (op {op.index})" for op in self.float_ops)
-      raise CandidateError(f"TFLite model is not fully int8: {where} run in "
-                           "float (TFLite has no int8 kernel for them)")
+      raise CandidateError(
+        f"TFLite model is not fully int8: {where} run in float (TFLite has no int8 kernel for them)"
+      )
 
   def save(self, path: str) -> None:
     """Writes the flatbuffer to ``path`` (local or gs://)."""
@@ -162,10 +164,8 @@ def inspect_ops(content: bytes) -> tuple[OpInfo, ...]:
       name = _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
       if name == "CUSTOM":
         name = f"CUSTOM:{code.CustomCode().decode()}"
-      inputs = ([t for t in op.InputsAsNumpy() if t >= 0]
-                if op.InputsLength() else [])
-      dtype = (_TYPE_NAMES[subgraph.Tensors(inputs[0]).Type()] if inputs
-               else "none")
+      inputs = [t for t in op.InputsAsNumpy() if t >= 0] if op.InputsLength() else []
+      dtype = _TYPE_NAMES[subgraph.Tensors(inputs[0]).Type()] if inputs else "none"
       ops.append(OpInfo(subgraph=s, index=i, name=name, input_dtype=dtype))
   return tuple(ops)
 
@@ -188,12 +188,11 @@ def _take_batches(data: tf.data.Dataset, num_clips: int) -> Clips:
     if isinstance(batch, Mapping):
       batch = {name: np.asarray(value) for name, value in batch.items()}
       size = len(next(iter(batch.values()))) if batch else 0
-      taken.append({name: value[:num_clips - count]
-                    for name, value in batch.items()})
+      taken.append({name: value[: num_clips - count] for name, value in batch.items()})
     else:
       batch = np.asarray(batch)
       size = len(batch)
-      taken.append(batch[:num_clips - count])
+      taken.append(batch[: num_clips - count])
     count += min(size, num_clips - count)
     if count >= num_clips:
       break
@@ -202,35 +201,42 @@ def _take_batches(data: tf.data.Dataset, num_clips: int) -> Clips:
   return np.concatenate(taken) if taken else np.zeros((0,))
 
 
-def _check_clips(clips: np.ndarray, clip_shape: Optional[Sequence[int]],
-                 name: Optional[str]) -> np.ndarray:
+def _check_clips(
+  clips: np.ndarray, clip_shape: Optional[Sequence[int]], name: Optional[str]
+) -> np.ndarray:
   """One input's clips as float32, checked against its shape and range."""
   what = "Calibration clips" if name is None else f"Calibration input {name!r}"
   if clips.size == 0:
-    raise UserError(f"No calibration clips: the dataset or array is empty"
-                    f"{'' if name is None else f' (input {name!r})'}.")
+    raise UserError(
+      f"No calibration clips: the dataset or array is empty"
+      f"{'' if name is None else f' (input {name!r})'}."
+    )
   if clip_shape is not None and clips.shape[1:] != tuple(clip_shape):
     raise UserError(
-        f"{what} has shape {tuple(clips.shape[1:])} but the model reads "
-        f"{'clips' if name is None else name} of shape {tuple(clip_shape)} "
-        "(frames, height, width, channels): make them with the candidate's "
-        "clip spec.")
+      f"{what} has shape {tuple(clips.shape[1:])} but the model reads "
+      f"{'clips' if name is None else name} of shape {tuple(clip_shape)} "
+      "(frames, height, width, channels): make them with the candidate's "
+      "clip spec."
+    )
   clips = clips.astype(np.float32, copy=False)
   # Only RGB clips have a known range; flow and object maps have their own.
   if name in (None, CLIPS):
     low, high = float(clips.min()), float(clips.max())
     if low < -_CLIP_RANGE or high > _CLIP_RANGE:
-      raise UserError(f"Calibration clips range over [{low:g}, {high:g}]; the "
-                      "models read float clips in [-1, 1] (uint8 / 127.5 - 1).")
+      raise UserError(
+        f"Calibration clips range over [{low:g}, {high:g}]; the "
+        "models read float clips in [-1, 1] (uint8 / 127.5 - 1)."
+      )
   elif not np.all(np.isfinite(clips)):
     raise UserError(f"{what} holds NaN or infinite values.")
   return clips
 
 
 def representative_clips(
-    data: Union[tf.data.Dataset, np.ndarray, Mapping[str, np.ndarray]],
-    clip_shape: Union[Sequence[int], Mapping[str, Sequence[int]], None] = None,
-    num_clips: int = DEFAULT_CALIBRATION_CLIPS) -> Clips:
+  data: Union[tf.data.Dataset, np.ndarray, Mapping[str, np.ndarray]],
+  clip_shape: Union[Sequence[int], Mapping[str, Sequence[int]], None] = None,
+  num_clips: int = DEFAULT_CALIBRATION_CLIPS,
+) -> Clips:
   """Single clips for calibration, from the clip pipeline or arrays.
 
   A model with one input reads clips; one with several named inputs
@@ -273,20 +279,24 @@ def representative_clips(
     elif len(clips) == 1:
       clips = next(iter(clips.values()))  # One named input: the clips.
     else:
-      raise UserError(f"Calibration data has inputs {sorted(clips)} but the "
-                      "model reads one input (clips).")
+      raise UserError(
+        f"Calibration data has inputs {sorted(clips)} but the model reads one input (clips)."
+      )
   if not isinstance(clips, dict):
     if shapes is not None and clips.size:
-      raise UserError(f"The model reads inputs {list(shapes)}; calibration "
-                      "data must be a dict of them (or batches of such "
-                      "dicts), not one array.")
+      raise UserError(
+        f"The model reads inputs {list(shapes)}; calibration "
+        "data must be a dict of them (or batches of such "
+        "dicts), not one array."
+      )
     single_shape = None if shapes is not None else clip_shape
     if single_shape is not None and clips.shape == tuple(single_shape):
       clips = clips[None]
     return _check_clips(clips[:num_clips], single_shape, None)
   if set(clips) != set(shapes):
-    raise UserError(f"Calibration data has inputs {sorted(clips)} but the "
-                    f"model reads {sorted(shapes)}.")
+    raise UserError(
+      f"Calibration data has inputs {sorted(clips)} but the model reads {sorted(shapes)}."
+    )
   out = {}
   for name, shape in shapes.items():
     value = clips[name]
@@ -310,22 +320,27 @@ def _quiet(enabled: bool) -> Iterator[None]:
 
 def _conversion_failure(error: Exception, fmt: str) -> str:
   """One line saying why the converter failed, without its MLIR dump."""
-  names = sorted({e.operator.name for e in getattr(error, "errors", [])
-                  if e.operator.name})
+  names = sorted({e.operator.name for e in getattr(error, "errors", []) if e.operator.name})
   if names:
     ops = ", ".join(n.removeprefix("tf.") for n in names)
-    return (f"TFLite {fmt} conversion failed: no TFLite builtin kernel for "
-            f"{ops} (3-D pooling and other TF-only ops do not convert)")
+    return (
+      f"TFLite {fmt} conversion failed: no TFLite builtin kernel for "
+      f"{ops} (3-D pooling and other TF-only ops do not convert)"
+    )
   lines = [line for line in str(error).splitlines() if line.strip()]
   first = lines[0] if lines else type(error).__name__
   return f"TFLite {fmt} conversion failed: {first[:200]}"
 
 
 # pylint: disable-next=redefined-builtin
-def to_tflite(model: tf.keras.Model, format: str = INT8,
-              calibration: Union[tf.data.Dataset, np.ndarray, None] = None,
-              *, num_calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
-              quiet: bool = True) -> TfliteModel:
+def to_tflite(
+  model: tf.keras.Model,
+  format: str = INT8,
+  calibration: Union[tf.data.Dataset, np.ndarray, None] = None,
+  *,
+  num_calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
+  quiet: bool = True,
+) -> TfliteModel:
   """Converts ``model`` at batch 1 to a TFLite model and inspects its ops.
 
   Args:
@@ -355,15 +370,14 @@ def to_tflite(model: tf.keras.Model, format: str = INT8,
   frozen = cost.frozen_function(model)
   # The frozen function holds no variables, so an empty module is enough to
   # take the current (saved-model) conversion path.
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen],
-                                                              tf.Module())
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], tf.Module())
   if format == INT8:
     if calibration is None:
       raise UserError("int8 conversion needs calibration clips.")
     shapes = cost.input_shapes(model)
     clips = representative_clips(
-        calibration, shapes if len(shapes) > 1 else next(iter(shapes.values())),
-        num_calibration_clips)
+      calibration, shapes if len(shapes) > 1 else next(iter(shapes.values())), num_calibration_clips
+    )
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if isinstance(clips, dict):
       # A list sample would go to the TFLite inputs in the converted model's
@@ -371,8 +385,8 @@ def to_tflite(model: tf.keras.Model, format: str = INT8,
       # the serving_default signature, which are the Keras input names.
       count = len(next(iter(clips.values())))
       converter.representative_dataset = lambda: (
-          {name: value[i][None] for name, value in clips.items()}
-          for i in range(count))
+        {name: value[i][None] for name, value in clips.items()} for i in range(count)
+      )
     else:
       converter.representative_dataset = lambda: ([clip[None]] for clip in clips)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -385,5 +399,10 @@ def to_tflite(model: tf.keras.Model, format: str = INT8,
     # RuntimeError: calibration failed (e.g. a kernel refused a shape).
     raise CandidateError(_conversion_failure(e, format)) from e
   input_dtype, output_dtype = _io_dtypes(content)
-  return TfliteModel(content=content, format=format, ops=inspect_ops(content),
-                     input_dtype=input_dtype, output_dtype=output_dtype)
+  return TfliteModel(
+    content=content,
+    format=format,
+    ops=inspect_ops(content),
+    input_dtype=input_dtype,
+    output_dtype=output_dtype,
+  )

@@ -20,9 +20,15 @@ from vsearch.train import full_training
 
 
 @gin.configurable("export")
-def run(out_dir: str, workdir: str | None = None, genome_file: str | None = None,
-        candidate: str | None = None, zoo_name: str | None = None,
-        num_calibration_clips: int = 64, max_eval_clips: int = 512) -> dict[str, Any]:
+def run(
+  out_dir: str,
+  workdir: str | None = None,
+  genome_file: str | None = None,
+  candidate: str | None = None,
+  zoo_name: str | None = None,
+  num_calibration_clips: int = 64,
+  max_eval_clips: int = 512,
+) -> dict[str, Any]:
   """Exports one model and prints what each of its forms measures.
 
   Args:
@@ -52,13 +58,21 @@ def run(out_dir: str, workdir: str | None = None, genome_file: str | None = None
   clips_lib.check_inputs(spec, dataset.object_classes)
   calibration = clips_lib.make_clips(dataset.train, spec, batch_size=16, training=True)
   validation = clips_lib.make_clips(dataset.validation, spec, batch_size=32, training=False)
-  print(f"Exporting {source.description} ({'trained' if workdir else 'untrained'}, "
-        f"{dataset.num_classes} classes of {dataset.name}) to {out_dir} ...", flush=True)
+  print(
+    f"Exporting {source.description} ({'trained' if workdir else 'untrained'}, "
+    f"{dataset.num_classes} classes of {dataset.name}) to {out_dir} ...",
+    flush=True,
+  )
   summary = export_lib.export(
-      model, out_dir, calibration, validation, trained=bool(workdir),
-      settings=latency_lib.LatencySettings(), num_calibration_clips=num_calibration_clips,
-      max_eval_clips=max_eval_clips,
-      info={"source": source.description, "dataset": dataset.name,
-            "genome": source.genome.to_dict()})
+    model,
+    out_dir,
+    calibration,
+    validation,
+    trained=bool(workdir),
+    settings=latency_lib.LatencySettings(),
+    num_calibration_clips=num_calibration_clips,
+    max_eval_clips=max_eval_clips,
+    info={"source": source.description, "dataset": dataset.name, "genome": source.genome.to_dict()},
+  )
   print(export_lib.format_summary(summary), flush=True)
   return summary

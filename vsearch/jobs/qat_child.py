@@ -26,6 +26,7 @@ QAT_MODEL = "model_qat_int8.tflite"
 def _quantize_configs():
   """QuantizeConfigs for the layers tfmot's default 8-bit scheme does not know."""
   import tensorflow_model_optimization as tfmot
+
   keras_quant = tfmot.quantization.keras
 
   class OutputQuantizeConfig(keras_quant.QuantizeConfig):
@@ -44,8 +45,11 @@ def _quantize_configs():
       pass
 
     def get_output_quantizers(self, layer):
-      return [keras_quant.quantizers.MovingAverageQuantizer(
-          num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+      return [
+        keras_quant.quantizers.MovingAverageQuantizer(
+          num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+        )
+      ]
 
     def get_config(self):
       return {}
@@ -65,6 +69,7 @@ def quantization_aware_model(model):
   import tensorflow_model_optimization as tfmot
 
   from vsearch.nn import layers
+
   keras_quant = tfmot.quantization.keras
   output_config, pass_through_config = _quantize_configs()
 
@@ -77,18 +82,24 @@ def quantization_aware_model(model):
 
   annotated = tf.keras.models.clone_model(model, clone_function=annotate)
   annotated.set_weights(model.get_weights())
-  with keras_quant.quantize_scope({
+  with keras_quant.quantize_scope(
+    {
       "OutputQuantizeConfig": output_config,
       "PassThroughQuantizeConfig": pass_through_config,
-      "FreeReshape": layers.FreeReshape, "HardSwish": layers.HardSwish}):
+      "FreeReshape": layers.FreeReshape,
+      "HardSwish": layers.HardSwish,
+    }
+  ):
     return keras_quant.quantize_apply(annotated)
 
 
 def main(request_path: str) -> None:
   """Rebuilds, fine-tunes with QAT and converts; see the module docstring."""
   if os.environ.get(LEGACY_ENV) != "1":
-    raise SystemExit(f"python -m vsearch.jobs.qat_child runs with {LEGACY_ENV}=1 "
-                     "(vsearch.jobs.qat.run starts it so)")
+    raise SystemExit(
+      f"python -m vsearch.jobs.qat_child runs with {LEGACY_ENV}=1 "
+      "(vsearch.jobs.qat.run starts it so)"
+    )
   import tensorflow as tf
 
   from vsearch.data import clips as clips_lib
@@ -112,11 +123,16 @@ def main(request_path: str) -> None:
       layer.set_weights([saved[f"{layer.name}/{i}"] for i in range(count)])
   qat_model = quantization_aware_model(model)
   qat_model.compile(
-      optimizer=tf.keras.optimizers.Adam(request["learning_rate"]),
-      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  data = clips_lib.make_clips(datasets.load_dataset().train, method.clip_spec(genome),
-                              batch_size=request["batch_size"], training=True,
-                              seed=request["seed"])
+    optimizer=tf.keras.optimizers.Adam(request["learning_rate"]),
+    loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+  )
+  data = clips_lib.make_clips(
+    datasets.load_dataset().train,
+    method.clip_spec(genome),
+    batch_size=request["batch_size"],
+    training=True,
+    seed=request["seed"],
+  )
   qat_model.fit(data, steps_per_epoch=request["steps"], epochs=1, verbose=0)
   converted = quantize.to_tflite(qat_model, quantize.INT8, np.load(request["calibration"]))
   converted.save(request["output"])

@@ -32,8 +32,7 @@ class Method(Protocol):
   def sample(self, rng: np.random.Generator) -> Genome:
     """Draws a random genome from the search space."""
 
-  def mutate(self, genome: Genome, rng: np.random.Generator,
-             progress: float) -> tuple[Genome, str]:
+  def mutate(self, genome: Genome, rng: np.random.Generator, progress: float) -> tuple[Genome, str]:
     """Returns a valid child that differs from ``genome`` and what changed.
 
     Args:
@@ -64,8 +63,13 @@ class LearningGuidedMethod(Method, Protocol):
   def learned_state(self, genome: Genome, model) -> dict[str, Any]:
     """JSON-compatible facts about the trained ``model`` of ``genome``."""
 
-  def mutate(self, genome: Genome, rng: np.random.Generator, progress: float,
-             learned: dict[str, Any] | None = None) -> tuple[Genome, str]:
+  def mutate(
+    self,
+    genome: Genome,
+    rng: np.random.Generator,
+    progress: float,
+    learned: dict[str, Any] | None = None,
+  ) -> tuple[Genome, str]:
     """As ``Method.mutate``, given the parent's ``learned_state`` (None if unknown)."""
 
 

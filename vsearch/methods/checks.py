@@ -23,8 +23,9 @@ def check_int(value: Any, field: str, minimum: int = 1) -> int:
   return int(value)
 
 
-def check_keys(data: Any, expected: tuple[str, ...], path: str,
-               required: Optional[tuple[str, ...]] = None) -> None:
+def check_keys(
+  data: Any, expected: tuple[str, ...], path: str, required: Optional[tuple[str, ...]] = None
+) -> None:
   """Checks that ``data`` is an object with the ``expected`` keys and no others.
 
   Args:
@@ -46,5 +47,4 @@ def check_keys(data: Any, expected: tuple[str, ...], path: str,
       problems.append(f"unknown keys {unknown}")
     if missing:
       problems.append(f"missing keys {missing}")
-    raise InvalidGenomeError(f"{path}: {' and '.join(problems)}; the keys "
-                             f"are {list(expected)}")
+    raise InvalidGenomeError(f"{path}: {' and '.join(problems)}; the keys are {list(expected)}")

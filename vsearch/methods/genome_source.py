@@ -17,8 +17,12 @@ from vsearch.methods.base import Method, Source
 from vsearch.record import Record
 
 
-def resolve(genome_file: Optional[str] = None, candidate: Optional[str] = None,
-            zoo_name: Optional[str] = None, method: Optional[str] = None) -> Source:
+def resolve(
+  genome_file: Optional[str] = None,
+  candidate: Optional[str] = None,
+  zoo_name: Optional[str] = None,
+  method: Optional[str] = None,
+) -> Source:
   """Reads the one genome a launcher was given.
 
   Args:
@@ -35,8 +39,7 @@ def resolve(genome_file: Optional[str] = None, candidate: Optional[str] = None,
   """
   given = [x for x in (genome_file, candidate, zoo_name) if x]
   if len(given) != 1:
-    raise UserError("Give exactly one of --genome=FILE, --candidate=WORKDIR/ID "
-                    "and --zoo=NAME.")
+    raise UserError("Give exactly one of --genome=FILE, --candidate=WORKDIR/ID and --zoo=NAME.")
   if zoo_name:
     found = zoo.entry(zoo_name)
     return Source(found.make_method(), found.genome, f"zoo {zoo_name}")
@@ -73,8 +76,9 @@ def _record_path(candidate: str) -> str:
     return candidate
   workdir, record_id = os.path.split(candidate.rstrip("/"))
   if not record_id.isdigit():
-    raise UserError(f"--candidate={candidate} must be WORKDIR/ID (e.g. runs/tvn/000015) "
-                    "or the path of a record.")
+    raise UserError(
+      f"--candidate={candidate} must be WORKDIR/ID (e.g. runs/tvn/000015) or the path of a record."
+    )
   return os.path.join(workdir, "candidates", f"{int(record_id):06d}.json")
 
 

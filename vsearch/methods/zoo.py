@@ -49,8 +49,7 @@ def _entries() -> dict[str, Entry]:
     for name, genome in package.zoo.GENOMES.items():
       if name in entries:
         raise ValueError(f"zoo name {name!r} is registered twice")
-      entries[name] = Entry(name, method, genome, package.zoo.DESCRIPTIONS[name],
-                            package.METHOD)
+      entries[name] = Entry(name, method, genome, package.zoo.DESCRIPTIONS[name], package.METHOD)
   return entries
 
 
@@ -71,8 +70,7 @@ def entry(name: str) -> Entry:
   try:
     return _ENTRIES[name]
   except KeyError:
-    raise UserError(f"Unknown zoo architecture {name!r}; known: "
-                    f"{', '.join(_ENTRIES)}.") from None
+    raise UserError(f"Unknown zoo architecture {name!r}; known: {', '.join(_ENTRIES)}.") from None
 
 
 def genome(name: str) -> Genome:

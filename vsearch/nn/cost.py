@@ -28,13 +28,13 @@ def _macs(*op_types):
     for op_type in op_types:
       _MAC_OPS[op_type] = fn
     return fn
+
   return register
 
 
 def _static(shape: tf.TensorShape, op: tf.Operation) -> list[int]:
   if not shape.is_fully_defined():
-    raise ValueError(f"{op.type} op {op.name} has a shape that is not static "
-                     f"at batch 1: {shape}")
+    raise ValueError(f"{op.type} op {op.name} has a shape that is not static at batch 1: {shape}")
   return shape.as_list()
 
 
@@ -78,8 +78,7 @@ def input_shapes(model: tf.keras.Model) -> dict[str, tuple]:
   with several inputs is called with a dict keyed by them, and the exported
   signatures and TFLite inputs carry them.
   """
-  return {tensor.name.split(":")[0]: tuple(tensor.shape[1:])
-          for tensor in model.inputs}
+  return {tensor.name.split(":")[0]: tuple(tensor.shape[1:]) for tensor in model.inputs}
 
 
 def frozen_function(model: tf.keras.Model, batch_size: int = 1):
@@ -104,23 +103,27 @@ def frozen_function(model: tf.keras.Model, batch_size: int = 1):
   dtypes = {name: tensor.dtype for name, tensor in zip(shapes, model.inputs)}
   for name, shape in shapes.items():
     if any(d is None for d in shape):
-      raise ValueError(f"{model.name} has a dynamic input shape {shape} "
-                       f"({name}); batch-1 conversion needs every other axis "
-                       "fixed")
+      raise ValueError(
+        f"{model.name} has a dynamic input shape {shape} "
+        f"({name}); batch-1 conversion needs every other axis "
+        "fixed"
+      )
   if len(shapes) == 1:
     (shape,), (dtype,) = shapes.values(), dtypes.values()
     signature = [tf.TensorSpec((batch_size, *shape), dtype)]
   else:
-    signature = [{name: tf.TensorSpec((batch_size, *shape), dtypes[name],
-                                      name=name)
-                  for name, shape in shapes.items()}]
+    signature = [
+      {
+        name: tf.TensorSpec((batch_size, *shape), dtypes[name], name=name)
+        for name, shape in shapes.items()
+      }
+    ]
 
   @tf.function(input_signature=signature)
   def infer(x):
     return model(x, training=False)
 
-  return convert_to_constants.convert_variables_to_constants_v2(
-      infer.get_concrete_function())
+  return convert_to_constants.convert_variables_to_constants_v2(infer.get_concrete_function())
 
 
 def count_flops(model: tf.keras.Model) -> int:
@@ -136,6 +139,5 @@ def count_flops(model: tf.keras.Model) -> int:
     2 × the multiply-accumulates of one clip.
   """
   graph = frozen_function(model).graph
-  macs = sum(_MAC_OPS[op.type](op) for op in graph.get_operations()
-             if op.type in _MAC_OPS)
+  macs = sum(_MAC_OPS[op.type](op) for op in graph.get_operations() if op.type in _MAC_OPS)
   return 2 * int(macs)

@@ -35,10 +35,8 @@ def _forward_gradient(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 def _divergence(px: tf.Tensor, py: tf.Tensor) -> tf.Tensor:
   """Backward-difference divergence, the negative adjoint of the gradient."""
-  div_x = tf.concat([px[:, :, :1], px[:, :, 1:-1] - px[:, :, :-2],
-                     -px[:, :, -2:-1]], axis=2)
-  div_y = tf.concat([py[:, :1, :], py[:, 1:-1, :] - py[:, :-2, :],
-                     -py[:, -2:-1, :]], axis=1)
+  div_x = tf.concat([px[:, :, :1], px[:, :, 1:-1] - px[:, :, :-2], -px[:, :, -2:-1]], axis=2)
+  div_y = tf.concat([py[:, :1, :], py[:, 1:-1, :] - py[:, :-2, :], -py[:, -2:-1, :]], axis=1)
   return div_x + div_y
 
 
@@ -50,9 +48,14 @@ def _central_gradient(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   return gx, gy
 
 
-def tvl1_flow(first: tf.Tensor, second: tf.Tensor, num_iterations: int = 20,
-              tau: float = 0.25, lam: float = 0.15, theta: float = 0.3
-              ) -> tf.Tensor:
+def tvl1_flow(
+  first: tf.Tensor,
+  second: tf.Tensor,
+  num_iterations: int = 20,
+  tau: float = 0.25,
+  lam: float = 0.15,
+  theta: float = 0.3,
+) -> tf.Tensor:
   """Optical flow from ``first`` to ``second``, in pixels.
 
   Args:
@@ -80,16 +83,15 @@ def tvl1_flow(first: tf.Tensor, second: tf.Tensor, num_iterations: int = 20,
   for _ in range(num_iterations):
     rho = residual_at_zero + grad_x * u[0] + grad_y * u[1]
     # Thresholding step: the closed-form minimiser of the data term.
-    shift = tf.where(rho < -step * grad_sq, step,
-                     tf.where(rho > step * grad_sq, -step, -rho / grad_sq))
+    shift = tf.where(
+      rho < -step * grad_sq, step, tf.where(rho > step * grad_sq, -step, -rho / grad_sq)
+    )
     v = [u[0] + shift * grad_x, u[1] + shift * grad_y]
     for c in range(2):
       u[c] = v[c] + theta * _divergence(*p[c])
       ux, uy = _forward_gradient(u[c])
-      norm = 1.0 + (tau / theta) * tf.sqrt(tf.square(ux) + tf.square(uy)
-                                           + 1e-12)
-      p[c] = [(p[c][0] + (tau / theta) * ux) / norm,
-              (p[c][1] + (tau / theta) * uy) / norm]
+      norm = 1.0 + (tau / theta) * tf.sqrt(tf.square(ux) + tf.square(uy) + 1e-12)
+      p[c] = [(p[c][0] + (tau / theta) * ux) / norm, (p[c][1] + (tau / theta) * uy) / norm]
   return tf.stack(u, axis=-1)
 
 
@@ -118,8 +120,7 @@ def clip_flow(clips: tf.Tensor, num_iterations: int = 20) -> tf.Tensor:
   first = tf.reshape(gray[..., :-1, :, :], [-1, height, width])
   second = tf.reshape(gray[..., 1:, :, :], [-1, height, width])
   pairs = tvl1_flow(first, second, num_iterations)
-  pairs = tf.reshape(pairs, tf.concat(
-      [shape[:-4], [shape[-4] - 1, height, width, 2]], axis=0))
+  pairs = tf.reshape(pairs, tf.concat([shape[:-4], [shape[-4] - 1, height, width, 2]], axis=0))
   flow = tf.concat([pairs, pairs[..., -1:, :, :, :]], axis=-4)
   return tf.clip_by_value(flow, -MAX_FLOW, MAX_FLOW) / MAX_FLOW
 

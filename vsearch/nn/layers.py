@@ -87,8 +87,7 @@ def activation(x, kind: str, name: str):
   raise ValueError(f"activation must be one of {ACTIVATIONS}, got {kind!r}")
 
 
-def batch_norm(x, name: str, zero_gamma: bool = False,
-               momentum: float = _BN_MOMENTUM):
+def batch_norm(x, name: str, zero_gamma: bool = False, momentum: float = _BN_MOMENTUM):
   """Batch normalisation with the TVN momentum (0.9) and epsilon.
 
   ``zero_gamma`` starts the scale at 0, so a residual branch ending here
@@ -96,39 +95,61 @@ def batch_norm(x, name: str, zero_gamma: bool = False,
   the moving statistics' decay (the AssembleNet release uses 0.99).
   """
   return tf.keras.layers.BatchNormalization(
-      momentum=momentum, epsilon=_BN_EPSILON,
-      gamma_initializer="zeros" if zero_gamma else "ones", name=name)(x)
+    momentum=momentum,
+    epsilon=_BN_EPSILON,
+    gamma_initializer="zeros" if zero_gamma else "ones",
+    name=name,
+  )(x)
 
 
-def conv_bn(x, filters: int, kernel: int | tuple[int, int],
-            stride: int | tuple[int, int] = 1, act: str | None = RELU, *,
-            name: str, dilation: int | tuple[int, int] = 1,
-            zero_gamma: bool = False, bn_momentum: float = _BN_MOMENTUM):
+def conv_bn(
+  x,
+  filters: int,
+  kernel: int | tuple[int, int],
+  stride: int | tuple[int, int] = 1,
+  act: str | None = RELU,
+  *,
+  name: str,
+  dilation: int | tuple[int, int] = 1,
+  zero_gamma: bool = False,
+  bn_momentum: float = _BN_MOMENTUM,
+):
   """Conv2D (SAME, no bias) → BN → optional activation ``act``."""
   x = tf.keras.layers.Conv2D(
-      filters, kernel, strides=stride, padding="same", use_bias=False,
-      dilation_rate=dilation, kernel_initializer=_KERNEL_INIT, name=name)(x)
-  x = batch_norm(x, name=f"{name}_bn", zero_gamma=zero_gamma,
-                 momentum=bn_momentum)
+    filters,
+    kernel,
+    strides=stride,
+    padding="same",
+    use_bias=False,
+    dilation_rate=dilation,
+    kernel_initializer=_KERNEL_INIT,
+    name=name,
+  )(x)
+  x = batch_norm(x, name=f"{name}_bn", zero_gamma=zero_gamma, momentum=bn_momentum)
   if act is not None:
     x = activation(x, act, name=f"{name}_{act}")
   return x
 
 
-def depthwise_bn(x, kernel: int, stride: int = 1, act: str | None = RELU, *,
-                 name: str):
+def depthwise_bn(x, kernel: int, stride: int = 1, act: str | None = RELU, *, name: str):
   """DepthwiseConv2D (multiplier 1, SAME, no bias) → BN → optional act."""
   x = tf.keras.layers.DepthwiseConv2D(
-      kernel, strides=stride, padding="same", use_bias=False,
-      depthwise_initializer=_KERNEL_INIT, name=name)(x)
+    kernel,
+    strides=stride,
+    padding="same",
+    use_bias=False,
+    depthwise_initializer=_KERNEL_INIT,
+    name=name,
+  )(x)
   x = batch_norm(x, name=f"{name}_bn")
   if act is not None:
     x = activation(x, act, name=f"{name}_{act}")
   return x
 
 
-def pool2d(x, kind: str, kernel: int | tuple[int, int],
-           stride: int | tuple[int, int], *, name: str):
+def pool2d(
+  x, kind: str, kernel: int | tuple[int, int], stride: int | tuple[int, int], *, name: str
+):
   """A 'maxpool' or 'avgpool' 2-D pool with SAME padding."""
   if kind == "maxpool":
     layer = tf.keras.layers.MaxPooling2D
@@ -150,9 +171,18 @@ def temporal_frames(num_frames: int, stride: int) -> int:
   return math.ceil(num_frames / stride)
 
 
-def temporal_conv(x, num_frames: int, filters: int, kernel: int,
-                  stride: int = 1, act: str | None = RELU, *, name: str,
-                  dilation: int = 1, bn_momentum: float = _BN_MOMENTUM):
+def temporal_conv(
+  x,
+  num_frames: int,
+  filters: int,
+  kernel: int,
+  stride: int = 1,
+  act: str | None = RELU,
+  *,
+  name: str,
+  dilation: int = 1,
+  bn_momentum: float = _BN_MOMENTUM,
+):
   """A (kernel × 1) conv over time of (B·T, H, W, C) frames.
 
   ``dilation`` spaces the taps ``dilation`` frames apart (AssembleNet's
@@ -166,25 +196,30 @@ def temporal_conv(x, num_frames: int, filters: int, kernel: int,
     The output frames and T'.
   """
   _, height, width, _ = x.shape
-  x = FreeReshape((num_frames, height * width, x.shape[-1]),
-                  name=f"{name}_fold")(x)
-  x = conv_bn(x, filters, (kernel, 1), (stride, 1), act, name=name,
-              dilation=(dilation, 1), bn_momentum=bn_momentum)
+  x = FreeReshape((num_frames, height * width, x.shape[-1]), name=f"{name}_fold")(x)
+  x = conv_bn(
+    x,
+    filters,
+    (kernel, 1),
+    (stride, 1),
+    act,
+    name=name,
+    dilation=(dilation, 1),
+    bn_momentum=bn_momentum,
+  )
   frames = temporal_frames(num_frames, stride)
   x = FreeReshape((height, width, filters), name=f"{name}_unfold")(x)
   return x, frames
 
 
-def temporal_pool(x, num_frames: int, kind: str, kernel: int,
-                  stride: int = 1, *, name: str):
+def temporal_pool(x, num_frames: int, kind: str, kernel: int, stride: int = 1, *, name: str):
   """A (kernel × 1) 'maxpool' or 'avgpool' over time of (B·T, H, W, C).
 
   Returns:
     The output frames (B·T', H, W, C) and T' = ceil(T / stride).
   """
   _, height, width, channels = x.shape
-  x = FreeReshape((num_frames, height * width, channels),
-                  name=f"{name}_fold")(x)
+  x = FreeReshape((num_frames, height * width, channels), name=f"{name}_fold")(x)
   x = pool2d(x, kind, (kernel, 1), (stride, 1), name=name)
   frames = temporal_frames(num_frames, stride)
   x = FreeReshape((height, width, channels), name=f"{name}_unfold")(x)
@@ -200,7 +235,8 @@ def _fold_clip(x, num_frames: int, name: str):
 def clip_mean(x, num_frames: int, keepdims: bool = False, *, name: str):
   """Mean over (T, H, W) per clip: (B·T, H, W, C) → (B, C) or (B, 1, 1, C)."""
   return tf.keras.layers.GlobalAveragePooling2D(keepdims=keepdims, name=name)(
-      _fold_clip(x, num_frames, name=f"{name}_fold"))
+    _fold_clip(x, num_frames, name=f"{name}_fold")
+  )
 
 
 def _apply_clip_gate(x, folded, gate, name: str):
@@ -219,14 +255,12 @@ def squeeze_excite(x, num_frames: int, ratio: float, *, name: str):
   """
   channels = x.shape[-1]
   folded = _fold_clip(x, num_frames, name=f"{name}_fold")
-  s = tf.keras.layers.GlobalAveragePooling2D(keepdims=True,
-                                             name=f"{name}_pool")(folded)
+  s = tf.keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(folded)
   s = tf.keras.layers.Conv2D(
-      max(int(channels * ratio), 8), 1, kernel_initializer=_KERNEL_INIT,
-      name=f"{name}_reduce")(s)
+    max(int(channels * ratio), 8), 1, kernel_initializer=_KERNEL_INIT, name=f"{name}_reduce"
+  )(s)
   s = tf.keras.layers.ReLU(name=f"{name}_relu")(s)
-  s = tf.keras.layers.Conv2D(channels, 1, kernel_initializer=_KERNEL_INIT,
-                             name=f"{name}_expand")(s)
+  s = tf.keras.layers.Conv2D(channels, 1, kernel_initializer=_KERNEL_INIT, name=f"{name}_expand")(s)
   s = tf.keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(s)
   return _apply_clip_gate(x, folded, s, name=f"{name}_gate")
 
@@ -239,9 +273,7 @@ def context_gate(x, num_frames: int, *, name: str):
   """
   channels = x.shape[-1]
   folded = _fold_clip(x, num_frames, name=f"{name}_fold")
-  g = tf.keras.layers.GlobalAveragePooling2D(keepdims=True,
-                                             name=f"{name}_pool")(folded)
-  g = tf.keras.layers.Conv2D(channels, 1, kernel_initializer=_KERNEL_INIT,
-                             name=f"{name}_fc")(g)
+  g = tf.keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(folded)
+  g = tf.keras.layers.Conv2D(channels, 1, kernel_initializer=_KERNEL_INIT, name=f"{name}_fc")(g)
   g = tf.keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(g)
   return _apply_clip_gate(x, folded, g, name=f"{name}_gate")

@@ -17,7 +17,9 @@ def metric(record: Record, key: str) -> Optional[float]:
 
 def accuracy_key(records: Sequence[Record]) -> str:
   """``accuracy_int8`` when the search measured the deployed model, else ``accuracy``."""
-  return "accuracy_int8" if any(metric(r, "accuracy_int8") is not None for r in records) else "accuracy"
+  return (
+    "accuracy_int8" if any(metric(r, "accuracy_int8") is not None for r in records) else "accuracy"
+  )
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -61,18 +63,25 @@ def gate_savings(records: Sequence[Record]) -> Optional[dict[str, float]]:
   gated = [r for r in records if "gate_s" in r.timings or r.status == STATUS_OVER_LIMIT]
   if not gated:
     return None
-  trained = [sum(r.timings.get(k, 0.0) for k in ("train_s", "evaluate_s", "deployed_evaluate_s"))
-             for r in records if r.ok and "train_s" in r.timings]
+  trained = [
+    sum(r.timings.get(k, 0.0) for k in ("train_s", "evaluate_s", "deployed_evaluate_s"))
+    for r in records
+    if r.ok and "train_s" in r.timings
+  ]
   median = float(np.median(trained)) if trained else 0.0
   over = sum(r.status == STATUS_OVER_LIMIT for r in records)
-  return {"over_limit": over, "gated": len(gated), "median_training_s": median,
-          "saved_s": over * median,
-          "gate_s": float(sum(r.timings.get("gate_s", 0.0) for r in gated))}
+  return {
+    "over_limit": over,
+    "gated": len(gated),
+    "median_training_s": median,
+    "saved_s": over * median,
+    "gate_s": float(sum(r.timings.get("gate_s", 0.0) for r in gated)),
+  }
 
 
-def best_so_far(records: Sequence[Record],
-                value: Callable[[Record], Optional[float]] = lambda r: r.fitness
-                ) -> list[Optional[float]]:
+def best_so_far(
+  records: Sequence[Record], value: Callable[[Record], Optional[float]] = lambda r: r.fitness
+) -> list[Optional[float]]:
   """For each record in order, the best ``value`` of the successful ones so far.
 
   Failed and over-limit candidates count as evaluated (they spent budget) but

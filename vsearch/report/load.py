@@ -52,7 +52,6 @@ def number(value: Any) -> Optional[float]:
   return float(value)
 
 
-
 def load_search(workdir: str, zoo_latency: Optional[str] = None) -> SearchData:
   """Reads every record of ``workdir``, skipping (and listing) unreadable ones.
 
@@ -65,11 +64,12 @@ def load_search(workdir: str, zoo_latency: Optional[str] = None) -> SearchData:
     UserError: the workdir does not exist or holds no ``candidates`` folder.
   """
   if not tf.io.gfile.isdir(workdir):
-    raise UserError(f"No such workdir: {workdir}. Pass the --workdir a search "
-                    "was started with.")
+    raise UserError(f"No such workdir: {workdir}. Pass the --workdir a search was started with.")
   if not tf.io.gfile.isdir(os.path.join(workdir, "candidates")):
-    raise UserError(f"{workdir} has no candidates/ folder, so it is not a search "
-                    "workdir (or its search has not started yet).")
+    raise UserError(
+      f"{workdir} has no candidates/ folder, so it is not a search "
+      "workdir (or its search has not started yet)."
+    )
   store = RecordStore(workdir)
   records, skipped = [], []
   for record_id in sorted(store.ids()):
@@ -78,8 +78,9 @@ def load_search(workdir: str, zoo_latency: Optional[str] = None) -> SearchData:
       with tf.io.gfile.GFile(path, "r") as f:
         data = json.load(f)
       if isinstance(data, dict) and data.get("format", RECORD_FORMAT) > RECORD_FORMAT:
-        raise ValueError(f"record format {data['format']} is newer than this "
-                         f"vsearch reads ({RECORD_FORMAT})")
+        raise ValueError(
+          f"record format {data['format']} is newer than this vsearch reads ({RECORD_FORMAT})"
+        )
       record = Record.from_dict(data)
       if record.id != record_id:
         raise ValueError(f"its id {record.id!r} does not match the file name")
@@ -91,8 +92,11 @@ def load_search(workdir: str, zoo_latency: Optional[str] = None) -> SearchData:
     records.append(record)
   config = _read_text(os.path.join(workdir, "config.gin"))
   zoo_path = zoo_latency or os.path.join(workdir, ZOO_LATENCY_FILE)
-  zoo = read_zoo_latency(zoo_path, _latency_format(config)) if (
-      zoo_latency or tf.io.gfile.exists(zoo_path)) else []
+  zoo = (
+    read_zoo_latency(zoo_path, _latency_format(config))
+    if (zoo_latency or tf.io.gfile.exists(zoo_path))
+    else []
+  )
   return SearchData(workdir=workdir, records=records, skipped=skipped, config=config, zoo=zoo)
 
 
@@ -124,11 +128,18 @@ def read_zoo_latency(path: str, column: str = "int8_1t") -> list[dict[str, Any]]
         latency = row[column].get("median_ms")
       if latency is None:
         continue
-      zoo.append({"name": str(row["name"]), "latency_ms": float(latency),
-                  "accuracy": number(row.get("accuracy"))})
+      zoo.append(
+        {
+          "name": str(row["name"]),
+          "latency_ms": float(latency),
+          "accuracy": number(row.get("accuracy")),
+        }
+      )
   except (ValueError, KeyError, TypeError, AttributeError) as e:
-    raise UserError(f"The zoo latency file {path} is not a list of rows with name "
-                    f"and latency ({e}); write it with benchmarks/latency.py --json.") from e
+    raise UserError(
+      f"The zoo latency file {path} is not a list of rows with name "
+      f"and latency ({e}); write it with benchmarks/latency.py --json."
+    ) from e
   return zoo
 
 

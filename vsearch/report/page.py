@@ -87,8 +87,9 @@ class Report:
   notes: list[str]
 
 
-def write_report(workdir: str, out_dir: Optional[str] = None, top: int = 10,
-                 zoo_latency: Optional[str] = None) -> Report:
+def write_report(
+  workdir: str, out_dir: Optional[str] = None, top: int = 10, zoo_latency: Optional[str] = None
+) -> Report:
   """Writes ``report.html`` and its PNG plots for the search in ``workdir``.
 
   Args:
@@ -104,8 +105,10 @@ def write_report(workdir: str, out_dir: Optional[str] = None, top: int = 10,
   data = load.load_search(workdir, zoo_latency)
   out_dir = out_dir or os.path.join(workdir, "report")
   tf.io.gfile.makedirs(out_dir)
-  notes = [f"Skipped unreadable record {html.escape(path)}: {html.escape(why)}"
-           for path, why in data.skipped]
+  notes = [
+    f"Skipped unreadable record {html.escape(path)}: {html.escape(why)}"
+    for path, why in data.skipped
+  ]
   figures: list[tuple[str, str, Any]] = []  # (file name, caption, figure)
   sections = []
   best = best_record(data.records)
@@ -116,38 +119,62 @@ def write_report(workdir: str, out_dir: Optional[str] = None, top: int = 10,
   summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"
   methods = sorted({r.method for r in data.records}) or ["–"]
   if best:
-    headline = (f"Best candidate: <b>{_record_link(best, data, out_dir)}</b> fitness "
-                f"{_fmt(best.fitness)}, {key} {_fmt(analysis.metric(best, key))}, "
-                f"{_fmt(analysis.metric(best, 'num_params'), 0)} parameters"
-                + (f", {_fmt(analysis.metric(best, 'latency_ms'))} ms" if analysis.metric(best, "latency_ms") else ""))
+    headline = (
+      f"Best candidate: <b>{_record_link(best, data, out_dir)}</b> fitness "
+      f"{_fmt(best.fitness)}, {key} {_fmt(analysis.metric(best, key))}, "
+      f"{_fmt(analysis.metric(best, 'num_params'), 0)} parameters"
+      + (
+        f", {_fmt(analysis.metric(best, 'latency_ms'))} ms"
+        if analysis.metric(best, "latency_ms")
+        else ""
+      )
+    )
   else:
     headline = "No candidate has finished successfully yet."
-  sections.append(f"<p>{headline}</p><p>Records: {len(data.records)} readable ({summary}); "
-                  f"{len(data.skipped)} unreadable. Method: {', '.join(methods)}.</p>")
+  sections.append(
+    f"<p>{headline}</p><p>Records: {len(data.records)} readable ({summary}); "
+    f"{len(data.skipped)} unreadable. Method: {', '.join(methods)}.</p>"
+  )
   saved = analysis.gate_savings(data.records)
   if saved:
     sections.append(
-        f"<p>Runtime gate: {saved['over_limit']} of {saved['gated']} measured candidates were "
-        f"over a limit and not trained, saving about {format_duration(saved['saved_s'])} of "
-        f"training ({saved['over_limit']} &times; the median "
-        f"{format_duration(saved['median_training_s'])} a trained candidate took); the "
-        f"measurements themselves took {format_duration(saved['gate_s'])}.</p>")
+      f"<p>Runtime gate: {saved['over_limit']} of {saved['gated']} measured candidates were "
+      f"over a limit and not trained, saving about {format_duration(saved['saved_s'])} of "
+      f"training ({saved['over_limit']} &times; the median "
+      f"{format_duration(saved['median_training_s'])} a trained candidate took); the "
+      f"measurements themselves took {format_duration(saved['gate_s'])}.</p>"
+    )
 
   if data.records:
-    figures.append(("progress.png", "Best fitness so far against candidates evaluated and "
-                    "against wall time (dots: each successful candidate).", plots.plot_progress(data)))
+    figures.append(
+      (
+        "progress.png",
+        "Best fitness so far against candidates evaluated and "
+        "against wall time (dots: each successful candidate).",
+        plots.plot_progress(data),
+      )
+    )
   limit = load.runtime_limit_ms(data.config)
   latency_fig = plots.plot_tradeoff(data, "latency_ms", "latency (ms per clip)", limit, data.zoo)
   if latency_fig:
-    figures.append(("pareto_latency.png", f"{key} against measured latency; the front holds "
-                    "the candidates no other is both faster and more accurate than.", latency_fig))
+    figures.append(
+      (
+        "pareto_latency.png",
+        f"{key} against measured latency; the front holds "
+        "the candidates no other is both faster and more accurate than.",
+        latency_fig,
+      )
+    )
   else:
-    notes.append("No successful candidate has a measured latency (the search ran without a "
-                 "runtime gate: Search.runtime_gate = @RuntimeGate()), so there is no latency plot.")
+    notes.append(
+      "No successful candidate has a measured latency (the search ran without a "
+      "runtime gate: Search.runtime_gate = @RuntimeGate()), so there is no latency plot."
+    )
   params_fig = plots.plot_tradeoff(data, "num_params", "parameters")
   if params_fig:
-    figures.append(("pareto_params.png", f"{key} against parameters, with the Pareto front.",
-                    params_fig))
+    figures.append(
+      ("pareto_params.png", f"{key} against parameters, with the Pareto front.", params_fig)
+    )
 
   lineage_html = ""
   if best:
@@ -155,15 +182,27 @@ def write_report(workdir: str, out_dir: Optional[str] = None, top: int = 10,
     rows = []
     for r in chain:
       change = "random genome" if not r.parent else f"child of {r.parent}: {r.mutation}"
-      rows.append([_record_link(r, data, out_dir), html.escape(change), _fmt(r.fitness),
-                   _fmt(analysis.metric(r, key))])
+      rows.append(
+        [
+          _record_link(r, data, out_dir),
+          html.escape(change),
+          _fmt(r.fitness),
+          _fmt(analysis.metric(r, key)),
+        ]
+      )
     if cut:
       notes.append(f"The lineage stops at {cut}: its record is missing or unreadable.")
-    lineage_html = ("<h2>Lineage of the best candidate</h2>"
-                    + _table(["candidate", "what changed", "fitness", key], rows))
+    lineage_html = "<h2>Lineage of the best candidate</h2>" + _table(
+      ["candidate", "what changed", "fitness", key], rows
+    )
     if len(chain) > 1:
-      figures.append(("lineage.png", "Fitness along the lineage of the best candidate.",
-                      plots.plot_lineage(chain)))
+      figures.append(
+        (
+          "lineage.png",
+          "Fitness along the lineage of the best candidate.",
+          plots.plot_lineage(chain),
+        )
+      )
     draw = plots.METHOD_FIGURES.get(best.method)
     if draw:
       drawn = draw(best, data)
@@ -177,42 +216,78 @@ def write_report(workdir: str, out_dir: Optional[str] = None, top: int = 10,
     with tf.io.gfile.GFile(path, "wb") as f:
       f.write(content)
     png_paths.append(path)
-    images.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
-                  f'{base64.b64encode(content).decode()}"><figcaption>{html.escape(caption)} '
-                  f'({html.escape(name)})</figcaption></figure>')
+    images.append(
+      f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+      f'{base64.b64encode(content).decode()}"><figcaption>{html.escape(caption)} '
+      f"({html.escape(name)})</figcaption></figure>"
+    )
 
   # Cost columns that no successful candidate has (e.g. latency without a gate) are left out.
-  cost_keys = [(k, label) for k, label in (("latency_ms", "latency ms"), ("num_params", "params"),
-                                           ("flops", "FLOPs"))
-               if any(analysis.metric(r, k) is not None for r in data.ok)]
+  cost_keys = [
+    (k, label)
+    for k, label in (("latency_ms", "latency ms"), ("num_params", "params"), ("flops", "FLOPs"))
+    if any(analysis.metric(r, k) is not None for r in data.ok)
+  ]
   top_rows = []
   for rank, r in enumerate(analysis.top_k(data.records, top), 1):
-    cells = [str(rank), _record_link(r, data, out_dir), _fmt(r.fitness), _fmt(analysis.metric(r, "accuracy"))]
+    cells = [
+      str(rank),
+      _record_link(r, data, out_dir),
+      _fmt(r.fitness),
+      _fmt(analysis.metric(r, "accuracy")),
+    ]
     if key != "accuracy":
       cells.append(_fmt(analysis.metric(r, key)))
     cells += [_fmt(analysis.metric(r, k), 3 if k == "latency_ms" else 0) for k, _ in cost_keys]
-    cells.append(f"<details><summary>genome</summary><pre>{html.escape(_genome_text(r.genome))}"
-                 "</pre></details>")
+    cells.append(
+      f"<details><summary>genome</summary><pre>{html.escape(_genome_text(r.genome))}"
+      "</pre></details>"
+    )
     top_rows.append(cells)
-  header = ["#", "candidate", "fitness", "accuracy"] + ([key] if key != "accuracy" else []) + [
-      label for _, label in cost_keys] + ["genome"]
+  header = (
+    ["#", "candidate", "fitness", "accuracy"]
+    + ([key] if key != "accuracy" else [])
+    + [label for _, label in cost_keys]
+    + ["genome"]
+  )
   top_html = (f"<h2>Top {top}</h2>" + _table(header, top_rows)) if top_rows else ""
 
-  failed_rows = [[_record_link(r, data, out_dir), html.escape(r.status),
-                  html.escape(r.reason or "")] for r in data.records if not r.ok]
-  failed_html = ("<h2>Not trained or failed</h2>" + _table(["candidate", "status", "reason"],
-                                                            failed_rows)) if failed_rows else ""
+  failed_rows = [
+    [_record_link(r, data, out_dir), html.escape(r.status), html.escape(r.reason or "")]
+    for r in data.records
+    if not r.ok
+  ]
+  failed_html = (
+    ("<h2>Not trained or failed</h2>" + _table(["candidate", "status", "reason"], failed_rows))
+    if failed_rows
+    else ""
+  )
   notes_html = "".join(f'<p class="note">{n}</p>' for n in notes)
-  config_html = (f"<details><summary>config.gin</summary><pre>{html.escape(data.config)}</pre>"
-                 "</details>") if data.config else ""
+  config_html = (
+    (f"<details><summary>config.gin</summary><pre>{html.escape(data.config)}</pre></details>")
+    if data.config
+    else ""
+  )
   written = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-  page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Search report: "
-          f"{html.escape(workdir)}</title><style>{_STYLE}</style></head><body>"
-          f"<h1>Search report</h1><p>{html.escape(workdir)} — written {written}</p>"
-          + "".join(sections) + notes_html + "".join(images) + lineage_html + top_html
-          + failed_html + config_html + "</body></html>")
+  page = (
+    f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Search report: "
+    f"{html.escape(workdir)}</title><style>{_STYLE}</style></head><body>"
+    f"<h1>Search report</h1><p>{html.escape(workdir)} — written {written}</p>"
+    + "".join(sections)
+    + notes_html
+    + "".join(images)
+    + lineage_html
+    + top_html
+    + failed_html
+    + config_html
+    + "</body></html>"
+  )
   html_path = os.path.join(out_dir, "report.html")
   with tf.io.gfile.GFile(html_path, "w") as f:
     f.write(page)
-  return Report(html_path=html_path, png_paths=png_paths, best=best,
-                notes=[html.unescape(re.sub("<[^>]+>", "", n)) for n in notes])
+  return Report(
+    html_path=html_path,
+    png_paths=png_paths,
+    best=best,
+    notes=[html.unescape(re.sub("<[^>]+>", "", n)) for n in notes],
+  )

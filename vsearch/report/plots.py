@@ -15,8 +15,14 @@ from vsearch.report import analysis
 from vsearch.report.load import SearchData
 
 _FIGURE_DPI = 110
-_PALETTE = {"ok": "#1f77b4", "front": "#d62728", "best": "#ff7f0e", "limit": "#7f7f7f",
-            "over": "#9467bd", "zoo": "#2ca02c"}
+_PALETTE = {
+  "ok": "#1f77b4",
+  "front": "#d62728",
+  "best": "#ff7f0e",
+  "limit": "#7f7f7f",
+  "over": "#9467bd",
+  "zoo": "#2ca02c",
+}
 
 
 # method name -> function drawing the best genome of that method (AssembleNet:
@@ -50,12 +56,19 @@ def plot_progress(data: SearchData):
   accuracy_curve = analysis.best_so_far(records, lambda r: analysis.metric(r, key))
   count = list(range(1, len(records) + 1))
   hours = analysis.elapsed_hours(records)
-  for ax, xs, label in ((by_count, count, "candidates evaluated"),
-                        (by_time, [None if h is None else h * 60 for h in hours],
-                         "wall time (minutes)")):
+  for ax, xs, label in (
+    (by_count, count, "candidates evaluated"),
+    (by_time, [None if h is None else h * 60 for h in hours], "wall time (minutes)"),
+  ):
     points = [(x, r) for x, r in zip(xs, records) if x is not None and r.ok]
-    ax.scatter([x for x, _ in points], [r.fitness for _, r in points], s=14,
-               color=_PALETTE["ok"], alpha=0.45, label="candidate fitness")
+    ax.scatter(
+      [x for x, _ in points],
+      [r.fitness for _, r in points],
+      s=14,
+      color=_PALETTE["ok"],
+      alpha=0.45,
+      label="candidate fitness",
+    )
     lines = [(fitness_curve, _PALETTE["front"], "best fitness so far", "-")]
     if accuracy_curve == fitness_curve:
       lines[0] = (fitness_curve, _PALETTE["front"], f"best fitness (= {key}) so far", "-")
@@ -64,8 +77,15 @@ def plot_progress(data: SearchData):
     for curve, color, name, style in lines:
       line = [(x, y) for x, y in zip(xs, curve) if x is not None and y is not None]
       if line:
-        ax.step([x for x, _ in line], [y for _, y in line], where="post", color=color,
-                linewidth=2, linestyle=style, label=name)
+        ax.step(
+          [x for x, _ in line],
+          [y for _, y in line],
+          where="post",
+          color=color,
+          linewidth=2,
+          linestyle=style,
+          label=name,
+        )
     ax.set_xlabel(label)
     ax.grid(True, alpha=0.3)
   by_count.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -77,49 +97,106 @@ def plot_progress(data: SearchData):
   return fig
 
 
-def plot_tradeoff(data: SearchData, cost_key: str, cost_label: str,
-                  limit: Optional[float] = None, zoo: Sequence[dict[str, Any]] = ()):
+def plot_tradeoff(
+  data: SearchData,
+  cost_key: str,
+  cost_label: str,
+  limit: Optional[float] = None,
+  zoo: Sequence[dict[str, Any]] = (),
+):
   """Accuracy against a cost (latency, parameters) with the Pareto front marked.
 
   Returns None when no successful candidate has the cost measured.
   """
   key = analysis.accuracy_key(data.records)
-  measured = [r for r in data.ok if analysis.metric(r, cost_key) is not None and analysis.metric(r, key) is not None]
-  over = [r for r in data.records if r.status == STATUS_OVER_LIMIT
-          and analysis.metric(r, cost_key) is not None]
+  measured = [
+    r
+    for r in data.ok
+    if analysis.metric(r, cost_key) is not None and analysis.metric(r, key) is not None
+  ]
+  over = [
+    r
+    for r in data.records
+    if r.status == STATUS_OVER_LIMIT and analysis.metric(r, cost_key) is not None
+  ]
   if not measured:
     return None
   fig, ax = _new_figure(9.5, 4.4)
   points = [(analysis.metric(r, cost_key), analysis.metric(r, key)) for r in measured]
-  ax.scatter([p[0] for p in points], [p[1] for p in points], s=18, color=_PALETTE["ok"],
-             alpha=0.6, label="candidates")
+  ax.scatter(
+    [p[0] for p in points],
+    [p[1] for p in points],
+    s=18,
+    color=_PALETTE["ok"],
+    alpha=0.6,
+    label="candidates",
+  )
   front = [points[i] for i in analysis.pareto_front(points)]
-  ax.step([p[0] for p in front], [p[1] for p in front], where="post", color=_PALETTE["front"],
-          linewidth=1.5, marker="o", markersize=6, label="Pareto front")
+  ax.step(
+    [p[0] for p in front],
+    [p[1] for p in front],
+    where="post",
+    color=_PALETTE["front"],
+    linewidth=1.5,
+    marker="o",
+    markersize=6,
+    label="Pareto front",
+  )
   best = best_record(data.records)
   if best in measured:
-    ax.scatter([analysis.metric(best, cost_key)], [analysis.metric(best, key)], s=160, marker="*",
-               color=_PALETTE["best"], zorder=5, label=f"best fitness ({best.id})")
+    ax.scatter(
+      [analysis.metric(best, cost_key)],
+      [analysis.metric(best, key)],
+      s=160,
+      marker="*",
+      color=_PALETTE["best"],
+      zorder=5,
+      label=f"best fitness ({best.id})",
+    )
   low = min(p[1] for p in points)
   if over:
-    ax.scatter([analysis.metric(r, cost_key) for r in over], [low] * len(over), marker="x",
-               color=_PALETTE["over"], label="over limit (not trained)")
+    ax.scatter(
+      [analysis.metric(r, cost_key) for r in over],
+      [low] * len(over),
+      marker="x",
+      color=_PALETTE["over"],
+      label="over limit (not trained)",
+    )
   if limit is not None:
     ax.axvline(limit, color=_PALETTE["limit"], linestyle="--", label=f"runtime limit {limit:g}")
   for n, model in enumerate(zoo):
     label = "published models (zoo)" if n == 0 else None
     if model["accuracy"] is not None:
-      ax.scatter([model["latency_ms"]], [model["accuracy"]], marker="D", color=_PALETTE["zoo"],
-                 label=label)
-      ax.annotate(model["name"], (model["latency_ms"], model["accuracy"]),
-                  textcoords="offset points", xytext=(4, 4), fontsize=8, color=_PALETTE["zoo"])
+      ax.scatter(
+        [model["latency_ms"]], [model["accuracy"]], marker="D", color=_PALETTE["zoo"], label=label
+      )
+      ax.annotate(
+        model["name"],
+        (model["latency_ms"], model["accuracy"]),
+        textcoords="offset points",
+        xytext=(4, 4),
+        fontsize=8,
+        color=_PALETTE["zoo"],
+      )
     else:
       # Measured latency but no accuracy on this dataset: a labelled vertical line.
       ax.axvline(model["latency_ms"], color=_PALETTE["zoo"], linestyle=":", label=label)
-      ax.text(model["latency_ms"], 0.98, f" {model['name']}", rotation=90, va="top", ha="right",
-              fontsize=8, color=_PALETTE["zoo"], transform=ax.get_xaxis_transform())
-  costs = [p[0] for p in points] + [analysis.metric(r, cost_key) for r in over] + [
-      m["latency_ms"] for m in zoo]
+      ax.text(
+        model["latency_ms"],
+        0.98,
+        f" {model['name']}",
+        rotation=90,
+        va="top",
+        ha="right",
+        fontsize=8,
+        color=_PALETTE["zoo"],
+        transform=ax.get_xaxis_transform(),
+      )
+  costs = (
+    [p[0] for p in points]
+    + [analysis.metric(r, cost_key) for r in over]
+    + [m["latency_ms"] for m in zoo]
+  )
   if min(costs) > 0 and max(costs) / min(costs) > 20:
     ax.set_xscale("log")
   ax.set_xlabel(cost_label)
@@ -135,8 +212,12 @@ def plot_lineage(chain: Sequence[Record]):
   fig, ax = _new_figure(7.5, 3.6)
   xs = list(range(len(chain)))
   ys = [r.fitness if r.ok else None for r in chain]
-  ax.plot([x for x, y in zip(xs, ys) if y is not None], [y for y in ys if y is not None],
-          marker="o", color=_PALETTE["front"])
+  ax.plot(
+    [x for x, y in zip(xs, ys) if y is not None],
+    [y for y in ys if y is not None],
+    marker="o",
+    color=_PALETTE["front"],
+  )
   ax.set_xticks(xs)
   ax.set_xticklabels([r.id for r in chain], rotation=45, ha="right", fontsize=8)
   ax.set_xlabel("generation (ancestor id)")

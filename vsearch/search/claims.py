@@ -66,8 +66,9 @@ class ClaimSettings:
   def __post_init__(self):
     if not 0 < self.heartbeat_s < self.stale_after_s:
       raise UserError(
-          f"ClaimSettings needs 0 < heartbeat_s < stale_after_s, not "
-          f"{self.heartbeat_s} and {self.stale_after_s}.")
+        f"ClaimSettings needs 0 < heartbeat_s < stale_after_s, not "
+        f"{self.heartbeat_s} and {self.stale_after_s}."
+      )
 
 
 class Claim:
@@ -78,8 +79,9 @@ class Claim:
   taken the marker over; ``check()`` raises ``ClaimLostError`` then.
   """
 
-  def __init__(self, claims: "Claims", candidate_id: str, proposal: Proposal,
-               taken_over_from: Optional[str]):
+  def __init__(
+    self, claims: "Claims", candidate_id: str, proposal: Proposal, taken_over_from: Optional[str]
+  ):
     self._claims = claims
     self.id = candidate_id
     self.proposal = proposal
@@ -90,8 +92,9 @@ class Claim:
     self._thread: Optional[threading.Thread] = None
 
   def __enter__(self) -> "Claim":
-    self._thread = threading.Thread(target=self._beat_until_stopped,
-                                    name=f"heartbeat-{self.id}", daemon=True)
+    self._thread = threading.Thread(
+      target=self._beat_until_stopped, name=f"heartbeat-{self.id}", daemon=True
+    )
     self._thread.start()
     return self
 
@@ -131,8 +134,7 @@ class Claims:
     settings: heartbeat and staleness timing.
   """
 
-  def __init__(self, workdir: str, worker_id: str,
-               settings: Optional[ClaimSettings] = None):
+  def __init__(self, workdir: str, worker_id: str, settings: Optional[ClaimSettings] = None):
     if not worker_id or "/" in worker_id:
       raise UserError(f"--worker_id={worker_id!r} must be a non-empty name without '/'.")
     self.directory = os.path.join(workdir, "in_progress")
@@ -214,9 +216,12 @@ class Claims:
         return None
       else:
         taken_over_from = marker.get("worker", "?")
-      proposal = Proposal(genome=marker["genome"], parent=marker.get("parent"),
-                          mutation=marker.get("mutation", "random"),
-                          seed=int(marker.get("seed", 0)))
+      proposal = Proposal(
+        genome=marker["genome"],
+        parent=marker.get("parent"),
+        mutation=marker.get("mutation", "random"),
+        seed=int(marker.get("seed", 0)),
+      )
       self.write_marker(candidate_id, proposal)
     # Last writer wins: whoever reads back someone else's name backs off.
     mine = self.read_marker(candidate_id)
@@ -236,8 +241,11 @@ class Claims:
 
   def markers(self) -> list[str]:
     """Ids that have a marker."""
-    return sorted(name[:-len(".json")] for name in tf.io.gfile.listdir(self.directory)
-                  if name.endswith(".json") and files.TEMPORARY_MARK not in name)
+    return sorted(
+      name[: -len(".json")]
+      for name in tf.io.gfile.listdir(self.directory)
+      if name.endswith(".json") and files.TEMPORARY_MARK not in name
+    )
 
   def _create_marker(self, candidate_id: str, proposal: Proposal) -> bool:
     """Creates the marker unless one exists; atomic on local disks."""
@@ -245,25 +253,38 @@ class Claims:
     try:
       # Atomic on local disks; on object stores the read-back in try_claim
       # settles most races and record writes settle the rest.
-      files.write_atomically(self.marker_path(candidate_id),
-                             json.dumps(content, sort_keys=True), overwrite=False)
+      files.write_atomically(
+        self.marker_path(candidate_id), json.dumps(content, sort_keys=True), overwrite=False
+      )
       return True
     except FileExistsError:
       return False
 
   def _marker_content(self, candidate_id: str, proposal: Proposal) -> dict[str, Any]:
-    return {"id": candidate_id, "worker": self.worker_id, "host": self._host,
-            "pid": os.getpid(), "heartbeat_at": time.time(), **dataclasses.asdict(proposal)}
+    return {
+      "id": candidate_id,
+      "worker": self.worker_id,
+      "host": self._host,
+      "pid": os.getpid(),
+      "heartbeat_at": time.time(),
+      **dataclasses.asdict(proposal),
+    }
 
   def _check_not_running_twice(self, marker: dict[str, Any]) -> None:
     pid = marker.get("pid")
     age = self.age_s(marker.get("id", ""))
     fresh = age is not None and age < self.settings.stale_after_s
-    if (marker.get("host") == self._host and isinstance(pid, int) and fresh
-        and pid != os.getpid() and _process_alive(pid)):
+    if (
+      marker.get("host") == self._host
+      and isinstance(pid, int)
+      and fresh
+      and pid != os.getpid()
+      and _process_alive(pid)
+    ):
       raise UserError(
-          f"Another worker with --worker_id={self.worker_id} is running on this "
-          f"host (pid {pid}); give each worker its own --worker_id.")
+        f"Another worker with --worker_id={self.worker_id} is running on this "
+        f"host (pid {pid}); give each worker its own --worker_id."
+      )
 
 
 def _process_alive(pid: int) -> bool:

@@ -36,14 +36,13 @@ class Evolution:
       for plain tournament (the worst member leaves).
   """
 
-  def __init__(self, population_size: int = 16, tournament_size: int = 4,
-               aging: bool = True):
+  def __init__(self, population_size: int = 16, tournament_size: int = 4, aging: bool = True):
     if population_size < 1:
       raise ValueError(f"population_size must be >= 1, got {population_size}")
     if not 1 <= tournament_size <= population_size:
       raise ValueError(
-          f"tournament_size must be in [1, population_size={population_size}],"
-          f" got {tournament_size}")
+        f"tournament_size must be in [1, population_size={population_size}], got {tournament_size}"
+      )
     self.population_size = population_size
     self.tournament_size = tournament_size
     self.aging = aging
@@ -52,12 +51,10 @@ class Evolution:
     """The current population, given all records so far in id order."""
     alive = [r for r in records if r.ok]
     if self.aging:
-      return alive[-self.population_size:]
-    return sorted(alive, key=lambda r: (r.fitness, -r.index))[
-        -self.population_size:]
+      return alive[-self.population_size :]
+    return sorted(alive, key=lambda r: (r.fitness, -r.index))[-self.population_size :]
 
-  def select_parent(self, records: Sequence[Record],
-                    rng: np.random.Generator) -> Optional[Record]:
+  def select_parent(self, records: Sequence[Record], rng: np.random.Generator) -> Optional[Record]:
     """The parent of the next child, or None when it should be random.
 
     Args:
@@ -72,8 +69,7 @@ class Evolution:
     size = min(self.tournament_size, len(population))
     contestants = rng.choice(len(population), size=size, replace=False)
     # Ties go to the younger candidate, which has seen the data most recently.
-    return max((population[i] for i in contestants),
-               key=lambda r: (r.fitness, r.index))
+    return max((population[i] for i in contestants), key=lambda r: (r.fitness, r.index))
 
 
 @gin.configurable
@@ -91,8 +87,7 @@ class RandomSearch:
     """Every successful candidate: random search keeps no population."""
     return [r for r in records if r.ok]
 
-  def select_parent(self, records: Sequence[Record],
-                    rng: np.random.Generator) -> Optional[Record]:
+  def select_parent(self, records: Sequence[Record], rng: np.random.Generator) -> Optional[Record]:
     """Always None: the next candidate is sampled at random."""
     del records, rng  # Random search ignores what came before.
     return None

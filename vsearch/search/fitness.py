@@ -25,8 +25,12 @@ def accuracy_fitness(metrics: dict[str, Any], key: str = "accuracy") -> float:
 
 
 @gin.configurable
-def latency_tradeoff_fitness(metrics: dict[str, Any], target_ms: float = gin.REQUIRED,
-                             weight: float = -0.07, key: str = "accuracy") -> float:
+def latency_tradeoff_fitness(
+  metrics: dict[str, Any],
+  target_ms: float = gin.REQUIRED,
+  weight: float = -0.07,
+  key: str = "accuracy",
+) -> float:
   """Accuracy × (latency / target)^weight: a soft runtime trade-off (MnasNet).
 
   With ``weight < 0`` a model slower than the target loses fitness smoothly
@@ -55,7 +59,9 @@ def map_fitness(metrics: dict[str, Any]) -> float:
     UserError: the metrics have no mAP, i.e. the data is single-label.
   """
   if "mAP" not in metrics:
-    raise UserError("map_fitness needs multi-label data (evaluation measured "
-                    f"only {sorted(metrics)}); set Search.fitness = "
-                    "@accuracy_fitness or load multi-label data.")
+    raise UserError(
+      "map_fitness needs multi-label data (evaluation measured "
+      f"only {sorted(metrics)}); set Search.fitness = "
+      "@accuracy_fitness or load multi-label data."
+    )
   return float(metrics["mAP"])

@@ -79,23 +79,25 @@ class Search:
       skip work it finds done, as a killed run reruns it.
   """
 
-  def __init__(self,
-               workdir: str,
-               strategy: Optional[tf.distribute.Strategy] = None,
-               method: Method = gin.REQUIRED,
-               num_candidates: int = 24,
-               seed: int = 0,
-               evolution: Optional[Evolution] = None,
-               train_config: Optional[trainer.TrainConfig] = None,
-               fitness: Callable[[dict[str, Any]], float] = fitness_lib.accuracy_fitness,
-               initial_genomes: Sequence[str] = (),
-               load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset,
-               runtime_gate: Optional[RuntimeGate] = None,
-               worker_id: Optional[str] = None,
-               claim_settings: Optional[claims_lib.ClaimSettings] = None,
-               checkpoint_every: int = 500,
-               wait_poll_s: float = 10.0,
-               finish: Optional[Callable[..., Any]] = None):
+  def __init__(
+    self,
+    workdir: str,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    method: Method = gin.REQUIRED,
+    num_candidates: int = 24,
+    seed: int = 0,
+    evolution: Optional[Evolution] = None,
+    train_config: Optional[trainer.TrainConfig] = None,
+    fitness: Callable[[dict[str, Any]], float] = fitness_lib.accuracy_fitness,
+    initial_genomes: Sequence[str] = (),
+    load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset,
+    runtime_gate: Optional[RuntimeGate] = None,
+    worker_id: Optional[str] = None,
+    claim_settings: Optional[claims_lib.ClaimSettings] = None,
+    checkpoint_every: int = 500,
+    wait_poll_s: float = 10.0,
+    finish: Optional[Callable[..., Any]] = None,
+  ):
     self.workdir = workdir
     self.strategy = strategy or tf.distribute.get_strategy()
     self.method = method
@@ -103,7 +105,8 @@ class Search:
     self.seed = seed
     self.evolution = evolution or Evolution()
     self.train_config = (train_config or trainer.TrainConfig()).for_replicas(
-        self.strategy.num_replicas_in_sync)
+      self.strategy.num_replicas_in_sync
+    )
     self.fitness = fitness
     self.initial_genomes = [read_genome(method, ref) for ref in initial_genomes]
     self._load_dataset = load_dataset
@@ -131,8 +134,11 @@ class Search:
     for candidate_id in set(self.claims.markers()) & taken:
       self.claims.release(candidate_id)  # a worker died after recording it
     if taken:
-      print(f"Resuming {self.workdir}: {len(taken)} candidates recorded, "
-            f"{self.num_candidates - len(taken & self._all_ids())} to go.", flush=True)
+      print(
+        f"Resuming {self.workdir}: {len(taken)} candidates recorded, "
+        f"{self.num_candidates - len(taken & self._all_ids())} to go.",
+        flush=True,
+      )
     progress = Progress(self.num_candidates, done=len(taken & self._all_ids()))
     summaries = summaries_lib.SearchSummaries(self.workdir, self.worker_id, self.evolution)
     dataset, waiting = None, False
@@ -145,32 +151,37 @@ class Search:
       claim = self._claim_next(todo, records)
       if claim is None:
         if not waiting:
-          print(f"Waiting for {len(todo)} candidate(s) other workers are trainer.",
-                flush=True)
+          print(f"Waiting for {len(todo)} candidate(s) other workers are trainer.", flush=True)
         waiting = True
         time.sleep(self.wait_poll_s)
         continue
       waiting = False
       if dataset is None:
         dataset = self._load_dataset()
-        print(f"Searching {self.method.name} on {dataset.name}: {dataset.num_classes} "
-              f"classes, {dataset.num_train} training / {dataset.num_validation} "
-              f"validation clips, {self.num_candidates} candidates "
-              f"(worker {self.worker_id}).", flush=True)
+        print(
+          f"Searching {self.method.name} on {dataset.name}: {dataset.num_classes} "
+          f"classes, {dataset.num_train} training / {dataset.num_validation} "
+          f"validation clips, {self.num_candidates} candidates "
+          f"(worker {self.worker_id}).",
+          flush=True,
+        )
       if claim.taken_over_from is not None:
-        print(f"Taking over candidate {claim.id} from worker {claim.taken_over_from}, "
-              "whose heartbeat stopped.", flush=True)
+        print(
+          f"Taking over candidate {claim.id} from worker {claim.taken_over_from}, "
+          "whose heartbeat stopped.",
+          flush=True,
+        )
       with claim:
         record = self._run_candidate(claim, dataset)
       if record is None:
-        print(f"Candidate {claim.id} was taken over by another worker; moving on.",
-              flush=True)
+        print(f"Candidate {claim.id} was taken over by another worker; moving on.", flush=True)
         continue
       try:
         self.store.write(record)
       except FileExistsError:
-        logging.warning("Candidate %s was recorded by another worker first; "
-                        "keeping that record.", record.id)
+        logging.warning(
+          "Candidate %s was recorded by another worker first; keeping that record.", record.id
+        )
       self.claims.release(claim.id)
       records = self.store.read_all()
       progress.update(len(self.store.ids() & self._all_ids()))
@@ -182,8 +193,7 @@ class Search:
   def _all_ids(self) -> set[str]:
     return {record_lib.format_id(i) for i in range(self.num_candidates)}
 
-  def _claim_next(self, todo: list[int],
-                  records: list[Record]) -> Optional[claims_lib.Claim]:
+  def _claim_next(self, todo: list[int], records: list[Record]) -> Optional[claims_lib.Claim]:
     """Claims the first candidate in ``todo`` no live worker is trainer."""
     for index in todo:
       candidate_id = record_lib.format_id(index)
@@ -208,29 +218,37 @@ class Search:
         parent_genome = self.method.genome_from_dict(chosen.genome)
         progress = index / self.num_candidates
         if hasattr(self.method, "learned_state"):  # a LearningGuidedMethod
-          genome, change = self.method.mutate(parent_genome, rng, progress=progress,
-                                              learned=chosen.learned or None)
+          genome, change = self.method.mutate(
+            parent_genome, rng, progress=progress, learned=chosen.learned or None
+          )
         else:
           genome, change = self.method.mutate(parent_genome, rng, progress=progress)
         parent = chosen.id
     seed = int(rng.integers(2**31 - 1))
-    return claims_lib.Proposal(genome=genome.to_dict(), parent=parent,
-                               mutation=change, seed=seed)
+    return claims_lib.Proposal(genome=genome.to_dict(), parent=parent, mutation=change, seed=seed)
 
-  def _run_candidate(self, claim: claims_lib.Claim,
-                     dataset: datasets.VideoDataset) -> Optional[Record]:
+  def _run_candidate(
+    self, claim: claims_lib.Claim, dataset: datasets.VideoDataset
+  ) -> Optional[Record]:
     """Trains the claimed child; None when another worker took it over."""
     start = time.perf_counter()
     proposal = claim.proposal
     genome = self.method.genome_from_dict(proposal.genome)
-    fields = dict(id=claim.id, method=self.method.name,
-                  genome=genome.to_dict(), parent=proposal.parent,
-                  mutation=proposal.mutation, seed=proposal.seed, worker=self._worker)
+    fields = dict(
+      id=claim.id,
+      method=self.method.name,
+      genome=genome.to_dict(),
+      parent=proposal.parent,
+      mutation=proposal.mutation,
+      seed=proposal.seed,
+      worker=self._worker,
+    )
     timings, learned = {}, {}
     try:
       metrics = self._train(genome, proposal.seed, dataset, timings, claim, learned)
-      fields.update(status=record_lib.STATUS_OK, metrics=metrics,
-                    fitness=float(self.fitness(metrics)))
+      fields.update(
+        status=record_lib.STATUS_OK, metrics=metrics, fitness=float(self.fitness(metrics))
+      )
     except ClaimLostError:
       return None
     except OverLimitError as e:
@@ -238,8 +256,9 @@ class Search:
     except CandidateError as e:
       fields.update(status=record_lib.STATUS_FAILED, reason=str(e))
     except tf.errors.ResourceExhaustedError as e:
-      fields.update(status=record_lib.STATUS_FAILED,
-                    reason=f"out of memory: {e.message.splitlines()[0]}")
+      fields.update(
+        status=record_lib.STATUS_FAILED, reason=f"out of memory: {e.message.splitlines()[0]}"
+      )
     finally:
       # Memory grows across models built in one process unless cleared.
       tf.keras.backend.clear_session()
@@ -247,9 +266,15 @@ class Search:
     timings["total_s"] = time.perf_counter() - start
     return Record(**fields, timings=timings, learned=learned, finished_at=_now())
 
-  def _train(self, genome: Genome, seed: int, dataset: datasets.VideoDataset,
-             timings: dict[str, float], claim: claims_lib.Claim,
-             learned: dict[str, Any]) -> dict[str, Any]:
+  def _train(
+    self,
+    genome: Genome,
+    seed: int,
+    dataset: datasets.VideoDataset,
+    timings: dict[str, float],
+    claim: claims_lib.Claim,
+    learned: dict[str, Any],
+  ) -> dict[str, Any]:
     """Gates, trains and evaluates one genome.
 
     Fills ``timings`` as it goes, and ``learned`` with the method's
@@ -258,10 +283,12 @@ class Search:
     config = self.train_config
     spec = self.method.clip_spec(genome)
     clips_lib.check_inputs(spec, dataset.object_classes)
-    train_data = clips_lib.make_clips(dataset.train, spec, batch_size=config.batch_size,
-                                      training=True, seed=seed)
-    eval_data = clips_lib.make_clips(dataset.validation, spec,
-                                     batch_size=config.eval_batch_size, training=False)
+    train_data = clips_lib.make_clips(
+      dataset.train, spec, batch_size=config.batch_size, training=True, seed=seed
+    )
+    eval_data = clips_lib.make_clips(
+      dataset.validation, spec, batch_size=config.eval_batch_size, training=False
+    )
     build = lambda: self.method.build(genome, dataset.num_classes)
     gate = self.runtime_gate
     metrics = {}
@@ -272,7 +299,8 @@ class Search:
       timings["gate_s"] = time.perf_counter() - start
     tf.keras.utils.set_random_seed(seed)
     writer = tf.summary.create_file_writer(
-        os.path.join(self.workdir, "tensorboard", "candidates", claim.id))
+      os.path.join(self.workdir, "tensorboard", "candidates", claim.id)
+    )
 
     def on_progress(done: int, loss: float) -> None:
       claim.check()
@@ -282,12 +310,19 @@ class Search:
     # A resumed child draws a stream it has not seen instead of replaying
     # the first batches of the run that was killed.
     resumed_data = lambda step: clips_lib.make_clips(
-        dataset.train, spec, batch_size=config.batch_size, training=True, seed=seed + step)
+      dataset.train, spec, batch_size=config.batch_size, training=True, seed=seed + step
+    )
     try:
       trained, train_timings, model = trainer.train_and_evaluate(
-          self.strategy, build, resumed_data, eval_data, config,
-          checkpoint_dir=claim.checkpoint_dir if self.checkpoint_every else None,
-          checkpoint_every=self.checkpoint_every, on_progress=on_progress)
+        self.strategy,
+        build,
+        resumed_data,
+        eval_data,
+        config,
+        checkpoint_dir=claim.checkpoint_dir if self.checkpoint_every else None,
+        checkpoint_every=self.checkpoint_every,
+        on_progress=on_progress,
+      )
       with writer.as_default(step=config.steps):
         tf.summary.scalar("validation/accuracy", trained["accuracy"])
         tf.summary.scalar("validation/loss", trained["loss"])
@@ -314,36 +349,49 @@ class Search:
     workers = resolver.cluster_spec().as_dict().get("worker", []) if resolver else []
     if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy) and len(workers) > 1:
       raise UserError(
-          "A search does not train one candidate across hosts: run one search "
-          "worker per host on the same --workdir (each with its own --worker_id), "
-          "and keep --strategy=multi_worker for launch.train.")
+        "A search does not train one candidate across hosts: run one search "
+        "worker per host on the same --workdir (each with its own --worker_id), "
+        "and keep --strategy=multi_worker for launch.train."
+      )
 
   def _finish(self, records: list[Record]) -> Optional[Record]:
     best = best_record(records)
     if best is None:
-      print("No candidate finished successfully; see the reasons in "
-            f"{self.store.directory}.", flush=True)
+      print(
+        f"No candidate finished successfully; see the reasons in {self.store.directory}.",
+        flush=True,
+      )
       return None
     failed = sum(not r.ok for r in records)
-    print(f"\nDone: {len(records)} candidates ({failed} failed). Best: {best.id} "
-          f"fitness {best.fitness:.4f}, accuracy {best.metrics.get('accuracy', float('nan')):.4f}"
-          f"\n  record: {self.store.path(best.id)}\n  genome: "
-          f"{json.dumps(best.genome, sort_keys=True)}", flush=True)
+    print(
+      f"\nDone: {len(records)} candidates ({failed} failed). Best: {best.id} "
+      f"fitness {best.fitness:.4f}, accuracy {best.metrics.get('accuracy', float('nan')):.4f}"
+      f"\n  record: {self.store.path(best.id)}\n  genome: "
+      f"{json.dumps(best.genome, sort_keys=True)}",
+      flush=True,
+    )
     if self.finish:
       self._run_finish(records)
     return best
 
   def _run_finish(self, records: list[Record]) -> None:
     """Runs ``finish`` on one worker, under a marker like a candidate's."""
-    claim = self.claims.try_claim(FINISH_ID, lambda: claims_lib.Proposal(
-        genome={}, parent=None, mutation="finish", seed=self.seed))
+    claim = self.claims.try_claim(
+      FINISH_ID,
+      lambda: claims_lib.Proposal(genome={}, parent=None, mutation="finish", seed=self.seed),
+    )
     if claim is None:
       print("Another worker is running the search's finishing step.", flush=True)
       return
     with claim:
-      self.finish(workdir=self.workdir, method=self.method, records=records,
-                  strategy=self.strategy, train_config=self.train_config,
-                  load_dataset=self._load_dataset)
+      self.finish(
+        workdir=self.workdir,
+        method=self.method,
+        records=records,
+        strategy=self.strategy,
+        train_config=self.train_config,
+        load_dataset=self._load_dataset,
+      )
     self.claims.release(FINISH_ID)
 
 
@@ -363,8 +411,7 @@ def _describe(record: Record, records: Sequence[Record]) -> str:
   origin = f"child of {record.parent} ({record.mutation})" if record.parent else record.mutation
   seconds = format_duration(record.timings.get("total_s", 0.0))
   if record.ok:
-    outcome = (f"acc {record.metrics['accuracy']:.3f} fitness {record.fitness:.3f} "
-               f"in {seconds}")
+    outcome = f"acc {record.metrics['accuracy']:.3f} fitness {record.fitness:.3f} in {seconds}"
     if "latency_ms" in record.metrics:
       outcome += f" ({record.metrics['latency_ms']:.2f} ms)"
   elif record.status == record_lib.STATUS_OVER_LIMIT:
@@ -389,8 +436,9 @@ def _save_config(workdir: str) -> None:
       if f.read() == text:
         return
     path = os.path.join(workdir, f"config.{time.strftime('%Y%m%d-%H%M%S')}.gin")
-    logging.warning("The gin config differs from the one this workdir was "
-                    "started with; saving it as %s.", path)
+    logging.warning(
+      "The gin config differs from the one this workdir was started with; saving it as %s.", path
+    )
   files.write_atomically(path, text)
 
 

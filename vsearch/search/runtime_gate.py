@@ -39,8 +39,6 @@ LATENCY_SOURCES = (MEASURED, TABLE)
 _ON_MISSING = ("error", "measure")
 
 
-
-
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class RuntimeGate:
@@ -71,7 +69,8 @@ class RuntimeGate:
   max_params: Optional[int] = None
   format: str = quantize.INT8
   settings: latency_lib.LatencySettings = dataclasses.field(
-      default_factory=latency_lib.LatencySettings)
+    default_factory=latency_lib.LatencySettings
+  )
   num_calibration_clips: int = 16
   max_eval_clips: int = 512
   require_fully_int8: bool = True
@@ -81,18 +80,23 @@ class RuntimeGate:
 
   def __post_init__(self):
     if self.latency_source not in LATENCY_SOURCES:
-      raise UserError(f"RuntimeGate.latency_source must be one of "
-                      f"{LATENCY_SOURCES}, got {self.latency_source!r}")
+      raise UserError(
+        f"RuntimeGate.latency_source must be one of {LATENCY_SOURCES}, got {self.latency_source!r}"
+      )
     if self.latency_source == TABLE and not self.latency_table:
-      raise UserError("RuntimeGate.latency_source = 'table' needs "
-                      "RuntimeGate.latency_table, the latency_table.json a "
-                      "device wrote (python -m launch.profile_device).")
+      raise UserError(
+        "RuntimeGate.latency_source = 'table' needs "
+        "RuntimeGate.latency_table, the latency_table.json a "
+        "device wrote (python -m launch.profile_device)."
+      )
     if self.table_missing not in _ON_MISSING:
-      raise UserError(f"RuntimeGate.table_missing must be one of "
-                      f"{_ON_MISSING}, got {self.table_missing!r}")
+      raise UserError(
+        f"RuntimeGate.table_missing must be one of {_ON_MISSING}, got {self.table_missing!r}"
+      )
 
-  def check(self, model_fn: Callable[[], tf.keras.Model], calibration: tf.data.Dataset,
-            genome: Any = None) -> dict[str, Any]:
+  def check(
+    self, model_fn: Callable[[], tf.keras.Model], calibration: tf.data.Dataset, genome: Any = None
+  ) -> dict[str, Any]:
     """Measures an untrained model against the limits.
 
     Args:
@@ -114,29 +118,35 @@ class RuntimeGate:
     metrics: dict[str, Any] = {"num_params": int(model.count_params())}
     if self.max_params is not None and metrics["num_params"] > self.max_params:
       raise OverLimitError(
-          f"{metrics['num_params']:,} parameters > cap {self.max_params:,}", metrics)
+        f"{metrics['num_params']:,} parameters > cap {self.max_params:,}", metrics
+      )
     if self.latency_source == TABLE:
       metrics.update(self._predict(model, genome))
     if "latency_ms" not in metrics:
       converted = self._convert(model, calibration)
       measured = latency_lib.measure_latency(converted, self.settings)
-      metrics.update(latency_ms=measured.median_ms, latency=measured.to_dict(),
-                     tflite=converted.summary())
+      metrics.update(
+        latency_ms=measured.median_ms, latency=measured.to_dict(), tflite=converted.summary()
+      )
       metrics.setdefault("latency_source", MEASURED)
     latency_ms = metrics["latency_ms"]
     if self.max_latency_ms is not None and latency_ms > self.max_latency_ms:
       raise OverLimitError(
-          f"latency {latency_ms:.2f} ms > limit {self.max_latency_ms:g} ms "
-          f"({metrics['latency_source']})", metrics)
+        f"latency {latency_ms:.2f} ms > limit {self.max_latency_ms:g} ms "
+        f"({metrics['latency_source']})",
+        metrics,
+      )
     return metrics
 
   def _predict(self, model: tf.keras.Model, genome: Any) -> dict[str, Any]:
     """The table's latency metrics; without 'latency_ms' where it lacks a stage
     and ``table_missing`` is 'measure' (``check`` then measures here)."""
     if not isinstance(genome, tvn.Genome):
-      raise UserError("RuntimeGate.latency_source = 'table' predicts Tiny "
-                      "Video Networks only; this model was not built from a "
-                      "TVN genome. Use latency_source = 'measured'.")
+      raise UserError(
+        "RuntimeGate.latency_source = 'table' predicts Tiny "
+        "Video Networks only; this model was not built from a "
+        "TVN genome. Use latency_source = 'measured'."
+      )
     table = latency_table_lib.load(self.latency_table)
     num_classes = int(model.outputs[0].shape[-1])
     try:
@@ -144,28 +154,41 @@ class RuntimeGate:
     except MissingEntryError:
       if self.table_missing == "error":
         raise
-      return {"latency_source": MEASURED_LOCALLY,
-              "latency_table": table.sha256,
-              "latency_table_missing": [
-                  f"{latency_table_lib.where(s)}: {s.describe()}"
-                  for s in table.missing(genome, self.format)]}
-    return {"latency_ms": predicted.latency_ms, "latency_source": TABLE,
-            "latency_table": table.sha256,
-            "latency": {**dataclasses.asdict(predicted), "format": self.format,
-                        "table": table.describe()}}
+      return {
+        "latency_source": MEASURED_LOCALLY,
+        "latency_table": table.sha256,
+        "latency_table_missing": [
+          f"{latency_table_lib.where(s)}: {s.describe()}"
+          for s in table.missing(genome, self.format)
+        ],
+      }
+    return {
+      "latency_ms": predicted.latency_ms,
+      "latency_source": TABLE,
+      "latency_table": table.sha256,
+      "latency": {
+        **dataclasses.asdict(predicted),
+        "format": self.format,
+        "table": table.describe(),
+      },
+    }
 
-  def evaluate(self, model: tf.keras.Model, calibration: tf.data.Dataset,
-               validation: tf.data.Dataset) -> dict[str, Any]:
+  def evaluate(
+    self, model: tf.keras.Model, calibration: tf.data.Dataset, validation: tf.data.Dataset
+  ) -> dict[str, Any]:
     """Accuracy of the trained model in the deployed format, through LiteRT."""
     converted = self._convert(model, calibration)
     clips, labels = clips_lib.take_clips(validation, self.max_eval_clips)
     result = latency_lib.evaluate_tflite(converted, clips, labels, self.settings)
-    return {f"accuracy_{self.format}": result["accuracy"],
-            f"num_{self.format}_eval_clips": int(labels.shape[0])}
+    return {
+      f"accuracy_{self.format}": result["accuracy"],
+      f"num_{self.format}_eval_clips": int(labels.shape[0]),
+    }
 
   def _convert(self, model, calibration) -> quantize.TfliteModel:
-    converted = quantize.to_tflite(model, self.format, calibration,
-                                   num_calibration_clips=self.num_calibration_clips)
+    converted = quantize.to_tflite(
+      model, self.format, calibration, num_calibration_clips=self.num_calibration_clips
+    )
     if self.format == quantize.INT8 and self.require_fully_int8:
       converted.require_fully_int8()
     return converted

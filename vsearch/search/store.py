@@ -33,16 +33,18 @@ class RecordStore:
       tf.io.gfile.makedirs(self.directory)
     except (tf.errors.OpError, OSError) as e:
       raise UserError(
-          f"Cannot create the record folder {self.directory}: {e}. Choose a "
-          "--workdir you can write to.") from e
+        f"Cannot create the record folder {self.directory}: {e}. Choose a "
+        "--workdir you can write to."
+      ) from e
 
   def path(self, record_id: str) -> str:
     return os.path.join(self.directory, f"{record_id}.json")
 
   def ids(self) -> set[str]:
     """Ids that have a record file, readable or not: none may be reused."""
-    return {m.group(1) for name in tf.io.gfile.listdir(self.directory)
-            if (m := _RECORD_NAME.match(name))}
+    return {
+      m.group(1) for name in tf.io.gfile.listdir(self.directory) if (m := _RECORD_NAME.match(name))
+    }
 
   def read_all(self) -> list[Record]:
     """All readable records, sorted by id.

@@ -21,7 +21,8 @@ class SearchSummaries:
 
   def __init__(self, workdir: str, worker_id: str, evolution):
     self._writer = tf.summary.create_file_writer(
-        os.path.join(workdir, "tensorboard", "search", worker_id))
+      os.path.join(workdir, "tensorboard", "search", worker_id)
+    )
     self._evolution = evolution
     self._start = time.monotonic()
     self._finished_here = 0
@@ -39,8 +40,9 @@ class SearchSummaries:
       if best is not None:
         tf.summary.scalar("search/best_fitness", best.fitness)
       if members:
-        tf.summary.scalar("search/population_mean_fitness",
-                          float(np.mean([r.fitness for r in members])))
+        tf.summary.scalar(
+          "search/population_mean_fitness", float(np.mean([r.fitness for r in members]))
+        )
       tf.summary.scalar("search/candidates_per_hour", self._finished_here / max(hours, 1e-9))
     self._writer.flush()
 

@@ -90,20 +90,29 @@ class FullTraining:
     load_dataset: returns the ``VideoDataset`` to train and validate on.
   """
 
-  def __init__(self, workdir: str, source: Source,
-               strategy: tf.distribute.Strategy,
-               train_config: Optional[trainer_lib.TrainConfig] = None,
-               checkpoint_every: int = 500, eval_every: int = 1000,
-               max_checkpoints: int = 3, seed: int = 0,
-               load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset):
+  def __init__(
+    self,
+    workdir: str,
+    source: Source,
+    strategy: tf.distribute.Strategy,
+    train_config: Optional[trainer_lib.TrainConfig] = None,
+    checkpoint_every: int = 500,
+    eval_every: int = 1000,
+    max_checkpoints: int = 3,
+    seed: int = 0,
+    load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset,
+  ):
     if checkpoint_every < 1 or eval_every < 0:
-      raise UserError(f"FullTraining needs checkpoint_every >= 1 and eval_every >= 0, "
-                      f"not {checkpoint_every} and {eval_every}.")
+      raise UserError(
+        f"FullTraining needs checkpoint_every >= 1 and eval_every >= 0, "
+        f"not {checkpoint_every} and {eval_every}."
+      )
     self.workdir = workdir
     self.source = source
     self.strategy = strategy
     self.config = (train_config or trainer_lib.TrainConfig()).for_replicas(
-        strategy.num_replicas_in_sync)
+      strategy.num_replicas_in_sync
+    )
     self.checkpoint_every = checkpoint_every
     self.eval_every = eval_every
     self.max_checkpoints = max_checkpoints
@@ -135,12 +144,12 @@ class FullTraining:
     dataset = self.load_dataset()
     tf.keras.utils.set_random_seed(self.seed)
     trainer = trainer_lib.Trainer(
-        self.strategy, lambda: self.source.method.build(self.source.genome,
-                                                        dataset.num_classes),
-        self.config)
+      self.strategy,
+      lambda: self.source.method.build(self.source.genome, dataset.num_classes),
+      self.config,
+    )
     if chief:
-      _save_text(os.path.join(self.workdir, "operative_config.gin"),
-                 gin.operative_config_str())
+      _save_text(os.path.join(self.workdir, "operative_config.gin"), gin.operative_config_str())
     manager, step, wall_s = self._restore(trainer, chief)
     start_step = int(step.numpy())
 
@@ -148,11 +157,20 @@ class FullTraining:
     clips_lib.check_inputs(spec, dataset.object_classes)
     # A resumed run draws a stream it has not seen rather than replaying the
     # first batches of the run that was killed.
-    train_data = _shard_by_data(clips_lib.make_clips(
-        dataset.train, spec, batch_size=self.config.batch_size, training=True,
-        seed=self.seed + start_step))
-    eval_data = _shard_by_data(clips_lib.make_clips(
-        dataset.validation, spec, batch_size=self.config.eval_batch_size, training=False))
+    train_data = _shard_by_data(
+      clips_lib.make_clips(
+        dataset.train,
+        spec,
+        batch_size=self.config.batch_size,
+        training=True,
+        seed=self.seed + start_step,
+      )
+    )
+    eval_data = _shard_by_data(
+      clips_lib.make_clips(
+        dataset.validation, spec, batch_size=self.config.eval_batch_size, training=False
+      )
+    )
     loop = _Loop(self, trainer, eval_data, manager, step, wall_s, start_step, chief)
     try:
       train_loss = trainer.train(train_data, loop.on_progress, initial_step=start_step)
@@ -161,24 +179,29 @@ class FullTraining:
       metrics = loop.validate(self.config.steps)
     except CandidateError as e:
       # A search skips such a candidate; here it is the whole job.
-      raise UserError(f"{e}; the checkpoints before it are kept. Lower "
-                      "TrainConfig.learning_rate and run the same command again.") from e
+      raise UserError(
+        f"{e}; the checkpoints before it are kept. Lower "
+        "TrainConfig.learning_rate and run the same command again."
+      ) from e
     finally:
       for writer in loop.writers.values():
         writer.close()
       if not chief:
         tf.io.gfile.rmtree(manager.directory)
     result = {
-        "accuracy": metrics["accuracy"], "loss": metrics["loss"],
-        # NaN when a run killed after its last checkpoint had nothing left to train.
-        "train_loss": train_loss if math.isfinite(train_loss) else None,
-        "steps": int(step.numpy()),
-        "num_params": int(trainer.model.count_params()),
-        "wall_s": float(wall_s.numpy()), "num_eval_clips": metrics["num_eval_clips"],
-        "source": self.source.description, "method": self.source.method.name,
-        "genome": self.source.genome.to_dict(), "dataset": dataset.name,
-        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(
-            timespec="seconds"),
+      "accuracy": metrics["accuracy"],
+      "loss": metrics["loss"],
+      # NaN when a run killed after its last checkpoint had nothing left to train.
+      "train_loss": train_loss if math.isfinite(train_loss) else None,
+      "steps": int(step.numpy()),
+      "num_params": int(trainer.model.count_params()),
+      "wall_s": float(wall_s.numpy()),
+      "num_eval_clips": metrics["num_eval_clips"],
+      "source": self.source.description,
+      "method": self.source.method.name,
+      "genome": self.source.genome.to_dict(),
+      "dataset": dataset.name,
+      "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     if chief:
       self._save_weights(trainer.model)
@@ -192,8 +215,9 @@ class FullTraining:
     with self.strategy.scope():
       step = tf.Variable(0, dtype=tf.int64, trainable=False)
       wall_s = tf.Variable(0.0, dtype=tf.float64, trainable=False)
-    checkpoint = tf.train.Checkpoint(model=trainer.model, optimizer=trainer.optimizer,
-                                     step=step, wall_s=wall_s)
+    checkpoint = tf.train.Checkpoint(
+      model=trainer.model, optimizer=trainer.optimizer, step=step, wall_s=wall_s
+    )
     directory = os.path.join(self.workdir, "checkpoints")
     latest = tf.train.latest_checkpoint(directory)
     if not chief:
@@ -205,8 +229,11 @@ class FullTraining:
       checkpoint.restore(latest).assert_existing_objects_matched()
       print(f"Resuming from step {int(step.numpy())} ({latest})", flush=True)
     else:
-      print(f"Training {self.source.description} for {self.config.steps} steps "
-            f"({trainer.model.count_params():,} parameters)", flush=True)
+      print(
+        f"Training {self.source.description} for {self.config.steps} steps "
+        f"({trainer.model.count_params():,} parameters)",
+        flush=True,
+      )
     return manager, step, wall_s
 
   def _save_genome(self) -> None:
@@ -215,8 +242,9 @@ class FullTraining:
     if tf.io.gfile.exists(path):
       with tf.io.gfile.GFile(path, "r") as f:
         if json.loads(f.read()) != json.loads(text):
-          raise UserError(f"{self.workdir} already trains another genome ({path}); "
-                          "give a new --workdir.")
+          raise UserError(
+            f"{self.workdir} already trains another genome ({path}); give a new --workdir."
+          )
       return
     _save_text(path, text)
 
@@ -231,15 +259,27 @@ class FullTraining:
 class _Loop:
   """What happens between training calls: summaries, validation, checkpoints."""
 
-  def __init__(self, job: FullTraining, trainer: trainer_lib.Trainer,
-               eval_data: tf.data.Dataset, manager: tf.train.CheckpointManager,
-               step: tf.Variable, wall_s: tf.Variable, start_step: int, chief: bool):
+  def __init__(
+    self,
+    job: FullTraining,
+    trainer: trainer_lib.Trainer,
+    eval_data: tf.data.Dataset,
+    manager: tf.train.CheckpointManager,
+    step: tf.Variable,
+    wall_s: tf.Variable,
+    start_step: int,
+    chief: bool,
+  ):
     self.job, self.trainer, self.eval_data = job, trainer, eval_data
     self.manager, self.step, self.wall_s = manager, step, wall_s
     self.writers = {
-        name: (tf.summary.create_file_writer(os.path.join(job.workdir, "tensorboard", name))
-               if chief else tf.summary.create_noop_writer())
-        for name in ("train", "validation")}
+      name: (
+        tf.summary.create_file_writer(os.path.join(job.workdir, "tensorboard", name))
+        if chief
+        else tf.summary.create_noop_writer()
+      )
+      for name in ("train", "validation")
+    }
     self.progress = Progress(job.config.steps, done=start_step)
     self.last = (start_step, time.monotonic())
     self.val_acc: Optional[float] = None
@@ -285,8 +325,9 @@ class _Loop:
 def check_finished(workdir: str) -> None:
   """Raises a UserError unless ``workdir`` holds a finished run's weights."""
   if not tf.io.gfile.exists(os.path.join(workdir, WEIGHTS_FILE)):
-    raise UserError(f"{workdir} has no trained weights ({WEIGHTS_FILE}); is it a "
-                    "finished launch.train run?")
+    raise UserError(
+      f"{workdir} has no trained weights ({WEIGHTS_FILE}); is it a finished launch.train run?"
+    )
 
 
 def load_weights(model: tf.keras.Model, workdir: str) -> None:
@@ -317,8 +358,7 @@ def _is_chief(strategy: tf.distribute.Strategy) -> bool:
 def _shard_by_data(data: tf.data.Dataset) -> tf.data.Dataset:
   """Splits batches, not files, between workers: a TFDS split may be one file."""
   options = tf.data.Options()
-  options.experimental_distribute.auto_shard_policy = (
-      tf.data.experimental.AutoShardPolicy.DATA)
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
   return data.with_options(options)
 
 
@@ -334,6 +374,9 @@ def _save_text(path: str, text: str) -> None:
 
 
 def _report(result: dict[str, Any]) -> None:
-  print(f"Done: {result['steps']} steps in {format_duration(result['wall_s'])}: "
-        f"validation accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
-        f"({result['num_params']:,} parameters, {result['source']})", flush=True)
+  print(
+    f"Done: {result['steps']} steps in {format_duration(result['wall_s'])}: "
+    f"validation accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
+    f"({result['num_params']:,} parameters, {result['source']})",
+    flush=True,
+  )

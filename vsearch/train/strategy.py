@@ -49,8 +49,10 @@ def resolve(name: str = "auto", tpu: Optional[str] = None) -> tf.distribute.Stra
   elif name == "gpu":
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
-      raise UserError("--strategy=gpu but TensorFlow sees no GPU on this host; "
-                      "use --strategy=cpu or install a CUDA build of TensorFlow.")
+      raise UserError(
+        "--strategy=gpu but TensorFlow sees no GPU on this host; "
+        "use --strategy=cpu or install a CUDA build of TensorFlow."
+      )
     logging.info("Training on %d GPU(s) with MirroredStrategy.", len(gpus))
     strategy = tf.distribute.MirroredStrategy()
   else:
@@ -62,23 +64,25 @@ def resolve(name: str = "auto", tpu: Optional[str] = None) -> tf.distribute.Stra
 def _check_tf_config() -> None:
   raw = os.environ.get("TF_CONFIG")
   if not raw:
-    raise UserError("--strategy=multi_worker needs the TF_CONFIG environment "
-                    "variable describing the cluster and this worker's task.")
+    raise UserError(
+      "--strategy=multi_worker needs the TF_CONFIG environment "
+      "variable describing the cluster and this worker's task."
+    )
   try:
     config = json.loads(raw)
     config["cluster"]["worker"]
     config["task"]["index"]
   except (ValueError, KeyError, TypeError) as e:
     raise UserError(
-        f"TF_CONFIG does not parse ({e!r}); it must be JSON like "
-        '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": '
-        '"worker", "index": 0}}.') from e
+      f"TF_CONFIG does not parse ({e!r}); it must be JSON like "
+      '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": '
+      '"worker", "index": 0}}.'
+    ) from e
 
 
 def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
   try:
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-        tpu=tpu)
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     if tpu != "local":
       # A TPU VM's own chips need no connection; a remote TPU does.
       tf.config.experimental_connect_to_cluster(resolver)
@@ -89,14 +93,16 @@ def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
     reason = reason.splitlines()[0][:160]
     if tpu == "local":
       raise UserError(
-          f"This host has no TPU TensorFlow can use ({reason}). --tpu=local works on "
-          "a Cloud TPU VM with TensorFlow's TPU build; see 'Running on Cloud TPU' in "
-          "the README.") from e
+        f"This host has no TPU TensorFlow can use ({reason}). --tpu=local works on "
+        "a Cloud TPU VM with TensorFlow's TPU build; see 'Running on Cloud TPU' in "
+        "the README."
+      ) from e
     raise UserError(
-        f"Cannot reach the TPU {tpu!r} ({reason}). Check the name with `gcloud "
-        "compute tpus tpu-vm list` and run from a Google Cloud VM (TPU names are "
-        "looked up through its metadata server), or use --tpu=local on the TPU VM "
-        "itself.") from e
+      f"Cannot reach the TPU {tpu!r} ({reason}). Check the name with `gcloud "
+      "compute tpus tpu-vm list` and run from a Google Cloud VM (TPU names are "
+      "looked up through its metadata server), or use --tpu=local on the TPU VM "
+      "itself."
+    ) from e
   return tf.distribute.TPUStrategy(resolver)
 
 
@@ -124,14 +130,14 @@ def pin_cpus(spec: Optional[str]) -> Optional[list[int]]:
   for part in spec.split(","):
     match = re.fullmatch(r"\s*(\d+)(?:-(\d+))?\s*", part)
     if not match:
-      raise UserError(f"--cpus={spec!r} does not parse; give cores like 0 or 0-3 "
-                      "or 0,2,4-5.")
+      raise UserError(f"--cpus={spec!r} does not parse; give cores like 0 or 0-3 or 0,2,4-5.")
     first, last = match.group(1), match.group(2) or match.group(1)
     cores.update(range(int(first), int(last) + 1))
   missing = sorted(cores - set(available))
   if not cores or missing:
-    raise UserError(f"--cpus={spec!r} names cores {missing} this process cannot use; "
-                    f"available: {available}.")
+    raise UserError(
+      f"--cpus={spec!r} names cores {missing} this process cannot use; available: {available}."
+    )
   os.sched_setaffinity(0, cores)
   tf.config.threading.set_intra_op_parallelism_threads(len(cores))
   tf.config.threading.set_inter_op_parallelism_threads(min(len(cores), 2))
@@ -154,8 +160,10 @@ def set_precision(on_tpu: bool, policy: str = "auto") -> str:
   try:
     tf.keras.mixed_precision.set_global_policy(policy)
   except ValueError as e:
-    raise UserError(f"set_precision.policy={policy!r} is not a Keras dtype policy; "
-                    "use auto, float32, mixed_bfloat16 or mixed_float16.") from e
+    raise UserError(
+      f"set_precision.policy={policy!r} is not a Keras dtype policy; "
+      "use auto, float32, mixed_bfloat16 or mixed_float16."
+    ) from e
   return policy
 
 

@@ -56,21 +56,24 @@ class TrainConfig:
     if not self.per_replica_batch or num_replicas == 1:
       return self
     return dataclasses.replace(
-        self, batch_size=self.batch_size * num_replicas,
-        eval_batch_size=self.eval_batch_size * num_replicas,
-        learning_rate=self.learning_rate * num_replicas, per_replica_batch=False)
+      self,
+      batch_size=self.batch_size * num_replicas,
+      eval_batch_size=self.eval_batch_size * num_replicas,
+      learning_rate=self.learning_rate * num_replicas,
+      per_replica_batch=False,
+    )
 
 
 def make_optimizer(config: TrainConfig) -> tf.keras.optimizers.Optimizer:
   """AdamW with linear warm-up into cosine decay."""
   decay_steps = max(config.steps - config.warmup_steps, 1)
   schedule = tf.keras.optimizers.schedules.CosineDecay(
-      initial_learning_rate=0.0 if config.warmup_steps else config.learning_rate,
-      decay_steps=decay_steps,
-      warmup_target=config.learning_rate if config.warmup_steps else None,
-      warmup_steps=config.warmup_steps)
-  return tf.keras.optimizers.AdamW(
-      learning_rate=schedule, weight_decay=config.weight_decay)
+    initial_learning_rate=0.0 if config.warmup_steps else config.learning_rate,
+    decay_steps=decay_steps,
+    warmup_target=config.learning_rate if config.warmup_steps else None,
+    warmup_steps=config.warmup_steps,
+  )
+  return tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
 
 
 class Trainer:
@@ -82,8 +85,12 @@ class Trainer:
     config: the training budget and hyper-parameters.
   """
 
-  def __init__(self, strategy: tf.distribute.Strategy,
-               model_fn: Callable[[], tf.keras.Model], config: TrainConfig):
+  def __init__(
+    self,
+    strategy: tf.distribute.Strategy,
+    model_fn: Callable[[], tf.keras.Model],
+    config: TrainConfig,
+  ):
     self.strategy = strategy
     self.config = config
     with strategy.scope():
@@ -99,14 +106,19 @@ class Trainer:
     num_classes = logits.shape[-1]
     if is_multi_label(labels):
       per_example = tf.keras.losses.binary_crossentropy(
-          tf.cast(labels, tf.float32), logits, from_logits=True,
-          label_smoothing=self.config.label_smoothing)
+        tf.cast(labels, tf.float32),
+        logits,
+        from_logits=True,
+        label_smoothing=self.config.label_smoothing,
+      )
     else:
       per_example = tf.keras.losses.categorical_crossentropy(
-          tf.one_hot(labels, num_classes), logits, from_logits=True,
-          label_smoothing=self.config.label_smoothing)
-    return tf.nn.compute_average_loss(
-        per_example, global_batch_size=self.config.batch_size)
+        tf.one_hot(labels, num_classes),
+        logits,
+        from_logits=True,
+        label_smoothing=self.config.label_smoothing,
+      )
+    return tf.nn.compute_average_loss(per_example, global_batch_size=self.config.batch_size)
 
   def _build_train_steps(self):
     model, optimizer, strategy = self.model, self.optimizer, self.strategy
@@ -132,9 +144,12 @@ class Trainer:
 
     return train_steps
 
-  def train(self, dataset: tf.data.Dataset,
-            on_progress: Callable[[int, float], None] | None = None,
-            initial_step: int = 0) -> float:
+  def train(
+    self,
+    dataset: tf.data.Dataset,
+    on_progress: Callable[[int, float], None] | None = None,
+    initial_step: int = 0,
+  ) -> float:
     """Runs steps ``initial_step`` .. ``config.steps`` on a repeating dataset.
 
     Args:
@@ -171,11 +186,15 @@ class Trainer:
       if _clips(clips).shape.rank == 6 or is_multi_label(labels):
         return _video_scores(model, clips, labels)
       logits = tf.cast(model(clips, training=False), tf.float32)
-      correct = tf.reduce_sum(tf.cast(
-          tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                   tf.cast(labels, tf.int32)), tf.float32))
-      loss = tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(
-          labels, logits, from_logits=True))
+      correct = tf.reduce_sum(
+        tf.cast(
+          tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32)),
+          tf.float32,
+        )
+      )
+      loss = tf.reduce_sum(
+        tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+      )
       return tf.stack([correct, loss, tf.cast(tf.shape(labels)[0], tf.float32)])
 
     # Built once per trainer, so periodic validation does not retrace.
@@ -218,8 +237,7 @@ class Trainer:
     correct, loss, count = (float(x) for x in totals.numpy())
     if count == 0:
       raise CandidateError("the validation split yielded no clips")
-    return {"accuracy": correct / count, "loss": loss / count,
-            "num_eval_clips": int(count)}
+    return {"accuracy": correct / count, "loss": loss / count, "num_eval_clips": int(count)}
 
 
 def _clips(inputs):
@@ -232,8 +250,9 @@ def is_multi_label(labels: tf.Tensor | tf.TensorSpec) -> bool:
   return labels.shape.rank == 2
 
 
-def _video_scores(model: tf.keras.Model, clips: tf.Tensor,
-                  labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def _video_scores(
+  model: tf.keras.Model, clips: tf.Tensor, labels: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Class probabilities [B, C] of each video, and its labels.
 
   Probabilities are softmax for single-label and sigmoid for multi-label
@@ -242,7 +261,8 @@ def _video_scores(model: tf.keras.Model, clips: tf.Tensor,
   if _clips(clips).shape.rank == 6:
     videos, per_video = tf.shape(_clips(clips))[0], tf.shape(_clips(clips))[1]
     flat = tf.nest.map_structure(
-        lambda x: tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0)), clips)
+      lambda x: tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0)), clips
+    )
     logits = tf.cast(model(flat, training=False), tf.float32)
     logits = tf.reshape(logits, [videos, per_video, -1])
   else:
@@ -273,7 +293,7 @@ def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
       continue
     score = scores[:, column]
     # Clips scored at least as high as each positive, and the positives among them.
-    ranked = (score[None, :] >= score[positives][:, None])
+    ranked = score[None, :] >= score[positives][:, None]
     hits = (ranked & positives[None, :]).sum(axis=1)
     precisions.append(float(np.mean(hits / ranked.sum(axis=1))))
   return float(np.mean(precisions)) if precisions else float("nan")
@@ -293,25 +313,31 @@ def score_videos(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, flo
   top = probabilities.argmax(axis=1)
   if labels.ndim == 2:
     positives = labels > 0
-    loss = -np.mean(np.where(positives, np.log(probabilities),
-                             np.log1p(-probabilities)), axis=1)
-    return {"accuracy": float(positives[np.arange(count), top].mean()),
-            "mAP": mean_average_precision(probabilities, positives),
-            "loss": float(loss.mean()), "num_eval_clips": count}
+    loss = -np.mean(np.where(positives, np.log(probabilities), np.log1p(-probabilities)), axis=1)
+    return {
+      "accuracy": float(positives[np.arange(count), top].mean()),
+      "mAP": mean_average_precision(probabilities, positives),
+      "loss": float(loss.mean()),
+      "num_eval_clips": count,
+    }
   loss = -np.log(probabilities[np.arange(count), labels])
-  return {"accuracy": float((top == labels).mean()), "loss": float(loss.mean()),
-          "num_eval_clips": count}
+  return {
+    "accuracy": float((top == labels).mean()),
+    "loss": float(loss.mean()),
+    "num_eval_clips": count,
+  }
 
 
-def train_and_evaluate(strategy: tf.distribute.Strategy,
-                       model_fn: Callable[[], tf.keras.Model],
-                       train_data: Callable[[int], tf.data.Dataset] | tf.data.Dataset,
-                       eval_data: tf.data.Dataset,
-                       config: TrainConfig,
-                       checkpoint_dir: Optional[str] = None,
-                       checkpoint_every: int = 0,
-                       on_progress: Callable[[int, float], None] | None = None
-                       ) -> tuple[dict[str, Any], dict[str, float], tf.keras.Model]:
+def train_and_evaluate(
+  strategy: tf.distribute.Strategy,
+  model_fn: Callable[[], tf.keras.Model],
+  train_data: Callable[[int], tf.data.Dataset] | tf.data.Dataset,
+  eval_data: tf.data.Dataset,
+  config: TrainConfig,
+  checkpoint_dir: Optional[str] = None,
+  checkpoint_every: int = 0,
+  on_progress: Callable[[int, float], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, float], tf.keras.Model]:
   """Builds, trains and evaluates one model, resuming from a checkpoint if any.
 
   Args:
@@ -352,8 +378,9 @@ def train_and_evaluate(strategy: tf.distribute.Strategy,
     before, last[0] = last[0], done
     if on_progress:
       on_progress(done, loss)
-    if save and checkpoint_every and done < config.steps and crossed(
-        before, done, checkpoint_every):
+    if (
+      save and checkpoint_every and done < config.steps and crossed(before, done, checkpoint_every)
+    ):
       save(done)
 
   data = train_data(start_step) if callable(train_data) else train_data
@@ -362,8 +389,11 @@ def train_and_evaluate(strategy: tf.distribute.Strategy,
   metrics = trainer.evaluate(eval_data)
   evaluated = time.perf_counter()
   metrics.update(train_loss=train_loss, num_params=int(trainer.model.count_params()))
-  timings = {"build_s": built - start, "train_s": trained - built,
-             "evaluate_s": evaluated - trained}
+  timings = {
+    "build_s": built - start,
+    "train_s": trained - built,
+    "evaluate_s": evaluated - trained,
+  }
   if start_step:
     timings["resumed_from_step"] = start_step
   return metrics, timings, trainer.model

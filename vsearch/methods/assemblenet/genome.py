@@ -50,8 +50,14 @@ DILATIONS = (1, 2, 4, 8)
 STRIDES = (1, 2)
 NUM_LEVELS = 4
 # Bottleneck units per block group by level, for each published depth.
-DEPTHS = {26: (2, 2, 2, 2), 38: (2, 4, 4, 2), 50: (3, 4, 6, 3),
-          68: (3, 4, 12, 3), 77: (3, 4, 15, 3), 101: (3, 4, 23, 3)}
+DEPTHS = {
+  26: (2, 2, 2, 2),
+  38: (2, 4, 4, 2),
+  50: (3, 4, 6, 3),
+  68: (3, 4, 12, 3),
+  77: (3, 4, 15, 3),
+  101: (3, 4, 23, 3),
+}
 # Width of the 3x3 conv of every unit, per level, as published.
 PUBLISHED_LEVEL_WIDTHS = (64, 128, 256, 512)
 COMBINES = ("sigmoid", "concat")
@@ -60,10 +66,6 @@ ATTENTIONS = ("none", "peer", "self")
 EXPANSION = 4
 # Object maps shrink by this factor in their stem (a 4x4 max-pool, stride 4).
 _STEM_REDUCTION = 4
-
-
-
-
 
 
 def _check_choice(value: Any, field: str, choices: tuple) -> Any:
@@ -125,7 +127,7 @@ class Block:
 
   def __post_init__(self):
     _check_choice(self.level, "level", tuple(range(NUM_LEVELS)))
-    if (not isinstance(self.inputs, (list, tuple)) or not self.inputs):
+    if not isinstance(self.inputs, (list, tuple)) or not self.inputs:
       checks.fail("inputs", self.inputs, "a non-empty list of node indices")
     inputs = tuple(checks.check_int(i, "inputs", 0) for i in self.inputs)
     if len(set(inputs)) != len(inputs):
@@ -138,16 +140,17 @@ class Block:
       if not isinstance(self.weights, (list, tuple)):
         checks.fail("weights", self.weights, "null (learned) or a list of numbers")
       if len(self.weights) != len(inputs):
-        checks.fail("weights", list(self.weights),
-              f"one weight per input: {len(inputs)} for inputs "
-              f"{list(inputs)}, or null to learn them")
+        checks.fail(
+          "weights",
+          list(self.weights),
+          f"one weight per input: {len(inputs)} for inputs {list(inputs)}, or null to learn them",
+        )
       for w in self.weights:
-        if (isinstance(w, bool) or not isinstance(w, numbers.Real)
-            or not 0.0 < w < 1.0):
-          checks.fail("weights", list(self.weights),
-                "numbers in (0, 1) (weights after the sigmoid)")
-      object.__setattr__(self, "weights",
-                         tuple(float(w) for w in self.weights))
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0.0 < w < 1.0:
+          checks.fail(
+            "weights", list(self.weights), "numbers in (0, 1) (weights after the sigmoid)"
+          )
+      object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
 
   @property
   def channels(self) -> int:
@@ -155,24 +158,39 @@ class Block:
     return EXPANSION * self.filters
 
   def describe(self) -> str:
-    text = (f"L{self.level} <- {list(self.inputs)}, {self.filters} filters, "
-            f"d{self.dilation}, /{self.stride}")
+    text = (
+      f"L{self.level} <- {list(self.inputs)}, {self.filters} filters, "
+      f"d{self.dilation}, /{self.stride}"
+    )
     if self.weights is not None:
       text += " w=" + ",".join(f"{w:.2f}" for w in self.weights)
     return text
 
   def to_dict(self) -> dict[str, Any]:
-    return {"level": self.level, "inputs": list(self.inputs),
-            "filters": self.filters, "dilation": self.dilation,
-            "stride": self.stride,
-            "weights": None if self.weights is None else list(self.weights)}
+    return {
+      "level": self.level,
+      "inputs": list(self.inputs),
+      "filters": self.filters,
+      "dilation": self.dilation,
+      "stride": self.stride,
+      "weights": None if self.weights is None else list(self.weights),
+    }
 
 
 Node = Union[Stem, Block]
 _STEM_KEYS = ("stem", "dilation")
 _BLOCK_KEYS = ("level", "inputs", "filters", "dilation", "stride", "weights")
-_GENOME_KEYS = ("nodes", "num_frames", "resolution", "frame_stride", "depth",
-                "level_widths", "stem_width", "combine", "attention")
+_GENOME_KEYS = (
+  "nodes",
+  "num_frames",
+  "resolution",
+  "frame_stride",
+  "depth",
+  "level_widths",
+  "stem_width",
+  "combine",
+  "attention",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,21 +229,27 @@ class Genome:
     _check_choice(self.combine, "combine", COMBINES)
     _check_choice(self.attention, "attention", ATTENTIONS)
     if self.attention != "none" and self.combine != "sigmoid":
-      checks.fail("attention", self.attention,
-            "'none' with combine 'concat' (attention gates weighted inputs)")
+      checks.fail(
+        "attention",
+        self.attention,
+        "'none' with combine 'concat' (attention gates weighted inputs)",
+      )
     widths = self.level_widths
     if not isinstance(widths, (list, tuple)) or len(widths) != NUM_LEVELS:
       checks.fail("level_widths", widths, f"{NUM_LEVELS} ints, one per level")
-    object.__setattr__(self, "level_widths", tuple(
-        checks.check_int(w, "level_widths") for w in widths))
+    object.__setattr__(
+      self, "level_widths", tuple(checks.check_int(w, "level_widths") for w in widths)
+    )
     if not isinstance(self.nodes, (list, tuple)) or not self.nodes:
       checks.fail("nodes", self.nodes, "a non-empty list of stems and blocks")
     object.__setattr__(self, "nodes", tuple(self.nodes))
     self._check_graph()
     if self.stem_width < self.num_convolved_stems:
-      checks.fail("stem_width", self.stem_width,
-            f"at least one channel per RGB/flow stem "
-            f"({self.num_convolved_stems})")
+      checks.fail(
+        "stem_width",
+        self.stem_width,
+        f"at least one channel per RGB/flow stem ({self.num_convolved_stems})",
+      )
     self.node_sizes()  # Raises where fusion cannot match input sizes.
 
   def _check_graph(self):
@@ -234,8 +258,7 @@ class Genome:
       where = f"nodes[{i}]"
       if isinstance(node, Stem):
         if seen_block:
-          raise InvalidGenomeError(f"{where}: a stem after a block; list the "
-                                   "stems first")
+          raise InvalidGenomeError(f"{where}: a stem after a block; list the stems first")
         continue
       if not isinstance(node, Block):
         checks.fail(where, node, "an assemblenet Stem or Block")
@@ -243,31 +266,36 @@ class Genome:
       for j in node.inputs:
         if j >= len(self.nodes):
           raise InvalidGenomeError(
-              f"{where}.inputs: node {j} does not exist (the genome has "
-              f"{len(self.nodes)} nodes, 0-{len(self.nodes) - 1})")
+            f"{where}.inputs: node {j} does not exist (the genome has "
+            f"{len(self.nodes)} nodes, 0-{len(self.nodes) - 1})"
+          )
         if j >= i:
           raise InvalidGenomeError(
-              f"{where}.inputs: node {j} is not earlier than node {i}; inputs "
-              "must be earlier nodes, or the graph has a cycle")
+            f"{where}.inputs: node {j} is not earlier than node {i}; inputs "
+            "must be earlier nodes, or the graph has a cycle"
+          )
         source = self.nodes[j]
         if source.level >= node.level:
           raise InvalidGenomeError(
-              f"{where}.inputs: node {j} is at level {source.level}, not below "
-              f"this level-{node.level} node; edges go from lower to higher "
-              "levels only")
+            f"{where}.inputs: node {j} is at level {source.level}, not below "
+            f"this level-{node.level} node; edges go from lower to higher "
+            "levels only"
+          )
     if not any(isinstance(n, Stem) and n.kind != "object" for n in self.nodes):
-      raise InvalidGenomeError("nodes: no RGB or flow stem; add Stem('rgb') "
-                               "(stems read the clip)")
-    top = [i for i, n in enumerate(self.nodes)
-           if isinstance(n, Block) and n.level == NUM_LEVELS - 1]
+      raise InvalidGenomeError("nodes: no RGB or flow stem; add Stem('rgb') (stems read the clip)")
+    top = [
+      i for i, n in enumerate(self.nodes) if isinstance(n, Block) and n.level == NUM_LEVELS - 1
+    ]
     if not top:
-      raise InvalidGenomeError("nodes: no level-3 node; the classifier reads "
-                               "the level-3 nodes, add at least one")
+      raise InvalidGenomeError(
+        "nodes: no level-3 node; the classifier reads the level-3 nodes, add at least one"
+      )
     widths = {self.nodes[i].filters for i in top}
     if len(widths) > 1:
       raise InvalidGenomeError(
-          f"nodes {top}: level-3 nodes have different filters "
-          f"{sorted(widths)}; the head averages them, give them one width")
+        f"nodes {top}: level-3 nodes have different filters "
+        f"{sorted(widths)}; the head averages them, give them one width"
+      )
 
   @property
   def stems(self) -> list[int]:
@@ -284,8 +312,7 @@ class Genome:
 
   @property
   def num_convolved_stems(self) -> int:
-    return sum(1 for n in self.nodes
-               if isinstance(n, Stem) and n.kind != "object")
+    return sum(1 for n in self.nodes if isinstance(n, Stem) and n.kind != "object")
 
   @property
   def stem_channels(self) -> int:
@@ -330,29 +357,38 @@ class Genome:
       for j, size in zip(node.inputs, in_sizes):
         if pooled_size(size, smallest) != smallest:
           raise InvalidGenomeError(
-              f"nodes[{i}].inputs: node {j} is {size} px and node "
-              f"{node.inputs[in_sizes.index(smallest)]} {smallest} px, which "
-              "the fusion's max-pooling cannot match")
+            f"nodes[{i}].inputs: node {j} is {size} px and node "
+            f"{node.inputs[in_sizes.index(smallest)]} {smallest} px, which "
+            "the fusion's max-pooling cannot match"
+          )
       sizes.append(math.ceil(smallest / node.stride))
     return sizes
 
   def with_learned_weights(self) -> "Genome":
     """The same graph with every connection weight left to be learned."""
-    return dataclasses.replace(self, nodes=tuple(
-        dataclasses.replace(n, weights=None) if isinstance(n, Block) else n
-        for n in self.nodes))
+    return dataclasses.replace(
+      self,
+      nodes=tuple(
+        dataclasses.replace(n, weights=None) if isinstance(n, Block) else n for n in self.nodes
+      ),
+    )
 
   def describe(self) -> str:
     return "; ".join(f"{i}: {n.describe()}" for i, n in enumerate(self.nodes))
 
   def to_dict(self) -> dict[str, Any]:
     """A JSON-compatible dict that ``Genome.from_dict`` reads back."""
-    return {"nodes": [n.to_dict() for n in self.nodes],
-            "num_frames": self.num_frames, "resolution": self.resolution,
-            "frame_stride": self.frame_stride, "depth": self.depth,
-            "level_widths": list(self.level_widths),
-            "stem_width": self.stem_width, "combine": self.combine,
-            "attention": self.attention}
+    return {
+      "nodes": [n.to_dict() for n in self.nodes],
+      "num_frames": self.num_frames,
+      "resolution": self.resolution,
+      "frame_stride": self.frame_stride,
+      "depth": self.depth,
+      "level_widths": list(self.level_widths),
+      "stem_width": self.stem_width,
+      "combine": self.combine,
+      "attention": self.attention,
+    }
 
   @classmethod
   def from_dict(cls, data: Any) -> "Genome":
@@ -387,4 +423,3 @@ def pooled_size(size: int, target: int) -> int:
   """
   factor = math.ceil(size / target)
   return math.ceil(size / factor)
-

@@ -13,8 +13,10 @@ from vsearch.methods.assemblenet.model import live_nodes
 def insert_node(nodes: list, at: int, node) -> list:
   """Inserts ``node`` at index ``at``; later indices shift by one."""
   shift = lambda j: j + 1 if j >= at else j
-  out = [dataclasses.replace(n, inputs=tuple(shift(j) for j in n.inputs))
-         if isinstance(n, Block) else n for n in nodes]
+  out = [
+    dataclasses.replace(n, inputs=tuple(shift(j) for j in n.inputs)) if isinstance(n, Block) else n
+    for n in nodes
+  ]
   out.insert(at, node)
   return out
 
@@ -26,9 +28,12 @@ def remove_nodes(nodes: list, gone: set[int]) -> list:
     if i not in gone:
       index[i] = len(kept)
       kept.append(n)
-  return [dataclasses.replace(
-      n, inputs=tuple(index[j] for j in n.inputs if j in index))
-          if isinstance(n, Block) else n for n in kept]
+  return [
+    dataclasses.replace(n, inputs=tuple(index[j] for j in n.inputs if j in index))
+    if isinstance(n, Block)
+    else n
+    for n in kept
+  ]
 
 
 def prune(genome: Genome) -> Genome:
@@ -36,8 +41,7 @@ def prune(genome: Genome) -> Genome:
   dead = set(range(len(genome.nodes))) - live_nodes(genome)
   if not dead:
     return genome
-  return dataclasses.replace(genome,
-                             nodes=tuple(remove_nodes(list(genome.nodes), dead)))
+  return dataclasses.replace(genome, nodes=tuple(remove_nodes(list(genome.nodes), dead)))
 
 
 def level_count(genome: Genome, level: int) -> int:

@@ -15,7 +15,7 @@ over-connected graph, keep its strong edges and fix their weights
 """
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any, Optional
 
 import gin
@@ -26,9 +26,7 @@ from vsearch.errors import InvalidGenomeError, UserError
 from vsearch.methods import base
 from vsearch.methods.assemblenet import graph
 from vsearch.methods.assemblenet.genome import (
-  DILATIONS,
   NUM_LEVELS,
-  PUBLISHED_LEVEL_WIDTHS,
   Block,
   Genome,
   Stem,
@@ -39,109 +37,17 @@ from vsearch.methods.assemblenet.model import (
   learned_connection_weights,
   model_inputs,
 )
+from vsearch.methods.assemblenet.space import AssembleNetSearchSpace, genome_in_space
 
 # How often each random change is drawn (among those possible).
-_CHANGE_WEIGHTS = {"add_edge": 0.3, "drop_edge": 0.15, "split": 0.15,
-                   "merge": 0.1, "dilation": 0.2, "filters": 0.1}
-
-
-@gin.configurable
-@dataclasses.dataclass(frozen=True)
-class AssembleNetSearchSpace:
-  """The graphs an AssembleNet search draws.
-
-  Defaults follow the published AssembleNet-50 (reference §2.4): two RGB and
-  two flow stems sharing 128 channels, 2-4 / 2-4 / 1-2 / 1 nodes at levels
-  0-3, filters 32 / 64 / 128-256 / 512, dilations 1-8, stride 1 at level 0
-  and 2 above, 32 frames of 224 px, 50-layer units.
-
-  Attributes:
-    resolutions, frame_counts, frame_strides: clip choices.
-    stems: the stems every genome has, by kind (their dilations are drawn).
-    nodes_per_level: (min, max) block nodes at each level.
-    filters: per level, the filter choices.
-    dilations: temporal dilations of stems and blocks.
-    level_strides: the stride of every node of each level.
-    connection_prob: chance that a sampled node reads each lower node (at
-      least one is always read); high values give the over-connected graphs
-      the paper starts from.
-    depth, level_widths, stem_width, combine, attention: copied into every
-      genome (see ``Genome``).
-
-  Raises:
-    UserError: a setting is out of range.
-  """
-
-  resolutions: Sequence[int] = (224,)
-  frame_counts: Sequence[int] = (32,)
-  frame_strides: Sequence[int] = (1, 2, 4)
-  stems: Sequence[str] = ("rgb", "rgb", "flow", "flow")
-  nodes_per_level: Sequence[Sequence[int]] = ((2, 4), (2, 4), (1, 2), (1, 1))
-  filters: Sequence[Sequence[int]] = ((32,), (64,), (128, 256), (512,))
-  dilations: Sequence[int] = DILATIONS
-  level_strides: Sequence[int] = (1, 2, 2, 2)
-  connection_prob: float = 0.5
-  depth: int = 50
-  level_widths: Sequence[int] = PUBLISHED_LEVEL_WIDTHS
-  stem_width: int = 128
-  combine: str = "sigmoid"
-  attention: str = "none"
-
-  def __post_init__(self):
-    for name in ("resolutions", "frame_counts", "frame_strides", "stems",
-                 "dilations"):
-      value = getattr(self, name)
-      if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise UserError(f"AssembleNetSearchSpace.{name} must be a non-empty "
-                        f"list of choices, got {value!r}")
-      object.__setattr__(self, name, tuple(value))
-    for name in ("nodes_per_level", "filters", "level_strides"):
-      value = getattr(self, name)
-      if not isinstance(value, Sequence) or len(value) != NUM_LEVELS:
-        raise UserError(f"AssembleNetSearchSpace.{name} needs one entry per "
-                        f"level ({NUM_LEVELS}), got {value!r}")
-    object.__setattr__(self, "nodes_per_level",
-                       tuple(tuple(n) for n in self.nodes_per_level))
-    object.__setattr__(self, "filters", tuple(tuple(f) for f in self.filters))
-    for level, (low, high) in enumerate(self.nodes_per_level):
-      if not 1 <= low <= high:
-        raise UserError("AssembleNetSearchSpace.nodes_per_level needs 1 <= "
-                        f"min <= max at level {level}, got ({low}, {high})")
-    if not 0.0 <= self.connection_prob <= 1.0:
-      raise UserError("AssembleNetSearchSpace.connection_prob must be in "
-                      f"[0, 1], got {self.connection_prob}")
-    # Every choice must make a valid genome: check them on a probe.
-    try:
-      _probe(self)
-      for dilation in self.dilations:
-        Stem("rgb", dilation)
-      for level, choices in enumerate(self.filters):
-        for f in choices:
-          Block(level, (0,), f, 1, self.level_strides[level])
-    except InvalidGenomeError as e:
-      raise UserError(f"AssembleNetSearchSpace holds an invalid choice: {e}"
-                      ) from None
-
-
-def _probe(space: AssembleNetSearchSpace) -> Genome:
-  """A one-node-per-level genome built from the space's first choices."""
-  nodes = [Stem(kind, space.dilations[0]) for kind in space.stems]
-  for level in range(NUM_LEVELS):
-    nodes.append(Block(level, (len(nodes) - 1,), space.filters[level][0],
-                       space.dilations[0], space.level_strides[level]))
-  return _genome(space, nodes, space.resolutions[0], space.frame_counts[0],
-                 space.frame_strides[0])
-
-
-def _genome(space: AssembleNetSearchSpace, nodes, resolution: int,
-            num_frames: int, frame_stride: int) -> Genome:
-  return Genome(nodes=tuple(nodes), num_frames=num_frames,
-                resolution=resolution, frame_stride=frame_stride,
-                depth=space.depth, level_widths=tuple(space.level_widths),
-                stem_width=space.stem_width, combine=space.combine,
-                attention=space.attention)
-
-
+_CHANGE_WEIGHTS = {
+  "add_edge": 0.3,
+  "drop_edge": 0.15,
+  "split": 0.15,
+  "merge": 0.1,
+  "dilation": 0.2,
+  "filters": 0.1,
+}
 
 
 @gin.configurable
@@ -174,15 +80,21 @@ class AssembleNetMethod:
 
   name = "assemblenet"
 
-  def __init__(self, space: Optional[AssembleNetSearchSpace] = None,
-               guided: bool = True, drop_threshold: float = 0.3,
-               dropout_rate: float = 0.5, flow_iterations: int = 40,
-               train_flow_params: bool = False, object_classes: int = 151,
-               flow_source: str = "layer", bn_momentum: float = 0.99,
-               max_attempts: int = 1000):
+  def __init__(
+    self,
+    space: Optional[AssembleNetSearchSpace] = None,
+    guided: bool = True,
+    drop_threshold: float = 0.3,
+    dropout_rate: float = 0.5,
+    flow_iterations: int = 40,
+    train_flow_params: bool = False,
+    object_classes: int = 151,
+    flow_source: str = "layer",
+    bn_momentum: float = 0.99,
+    max_attempts: int = 1000,
+  ):
     if not 0.0 < drop_threshold < 1.0:
-      raise UserError("AssembleNetMethod.drop_threshold must be in (0, 1), "
-                      f"got {drop_threshold}")
+      raise UserError(f"AssembleNetMethod.drop_threshold must be in (0, 1), got {drop_threshold}")
     self.space = space if space is not None else AssembleNetSearchSpace()
     self.guided = guided
     self.drop_threshold = drop_threshold
@@ -190,11 +102,11 @@ class AssembleNetMethod:
     self.flow_iterations = flow_iterations
     self.train_flow_params = train_flow_params
     if flow_source not in FLOW_SOURCES:
-      raise UserError(f"AssembleNetMethod.flow_source is {flow_source!r}; set "
-                      f"it to one of {FLOW_SOURCES}.")
+      raise UserError(
+        f"AssembleNetMethod.flow_source is {flow_source!r}; set it to one of {FLOW_SOURCES}."
+      )
     if not 0.0 <= bn_momentum < 1.0:
-      raise UserError("AssembleNetMethod.bn_momentum must be in [0, 1), got "
-                      f"{bn_momentum}")
+      raise UserError(f"AssembleNetMethod.bn_momentum must be in [0, 1), got {bn_momentum}")
     self.object_classes = object_classes
     self.flow_source = flow_source
     self.bn_momentum = bn_momentum
@@ -216,12 +128,12 @@ class AssembleNetMethod:
       if self._levels_kept(genome):
         return genome
     raise UserError(
-        f"{self.max_attempts} random graphs all lost a level to pruning; "
-        "raise AssembleNetSearchSpace.connection_prob or lower the minimum "
-        "of nodes_per_level.")
+      f"{self.max_attempts} random graphs all lost a level to pruning; "
+      "raise AssembleNetSearchSpace.connection_prob or lower the minimum "
+      "of nodes_per_level."
+    )
 
-  def _levels_kept(self, genome: Genome, parent: Optional[Genome] = None
-                   ) -> bool:
+  def _levels_kept(self, genome: Genome, parent: Optional[Genome] = None) -> bool:
     """Whether every level has the space's minimum of nodes (or, for a
     child, at least as many as its parent if the parent had fewer)."""
     for level, (low, _) in enumerate(self.space.nodes_per_level):
@@ -233,32 +145,49 @@ class AssembleNetMethod:
 
   def _draw(self, rng: np.random.Generator) -> Genome:
     space = self.space
-    nodes = [Stem(kind, base.choice(rng, space.dilations) if kind != "flow" else 1)
-             for kind in space.stems]
+    nodes = [
+      Stem(kind, base.choice(rng, space.dilations) if kind != "flow" else 1) for kind in space.stems
+    ]
     for level in range(NUM_LEVELS):
       low, high = space.nodes_per_level[level]
       lower = list(range(len(nodes)))
       for _ in range(int(rng.integers(low, high + 1))):
         inputs = [j for j in lower if rng.random() < space.connection_prob]
         inputs = inputs or [base.choice(rng, lower)]
-        nodes.append(Block(level, tuple(inputs),
-                           base.choice(rng, space.filters[level]),
-                           base.choice(rng, space.dilations),
-                           space.level_strides[level]))
+        nodes.append(
+          Block(
+            level,
+            tuple(inputs),
+            base.choice(rng, space.filters[level]),
+            base.choice(rng, space.dilations),
+            space.level_strides[level],
+          )
+        )
       if level == NUM_LEVELS - 1:  # One width at the top (the head averages).
         top = nodes[-1].filters
-        nodes = [dataclasses.replace(n, filters=top)
-                 if isinstance(n, Block) and n.level == level else n
-                 for n in nodes]
-    return graph.prune(_genome(space, nodes, base.choice(rng, space.resolutions),
-                          base.choice(rng, space.frame_counts),
-                          base.choice(rng, space.frame_strides)))
+        nodes = [
+          dataclasses.replace(n, filters=top) if isinstance(n, Block) and n.level == level else n
+          for n in nodes
+        ]
+    return graph.prune(
+      genome_in_space(
+        space,
+        nodes,
+        base.choice(rng, space.resolutions),
+        base.choice(rng, space.frame_counts),
+        base.choice(rng, space.frame_strides),
+      )
+    )
 
   # Mutation.
 
-  def mutate(self, genome: Genome, rng: np.random.Generator,
-             progress: float = 0.0,
-             learned: Optional[dict[str, Any]] = None) -> tuple[Genome, str]:
+  def mutate(
+    self,
+    genome: Genome,
+    rng: np.random.Generator,
+    progress: float = 0.0,
+    learned: Optional[dict[str, Any]] = None,
+  ) -> tuple[Genome, str]:
     """A valid child of ``genome``, guided by what the parent learned.
 
     With ``guided`` and the parent's learned connection weights, the edges
@@ -286,17 +215,20 @@ class AssembleNetMethod:
     """
     del progress
     if not isinstance(genome, Genome):
-      raise TypeError("AssembleNetMethod mutates assemblenet.Genome, got "
-                      f"{type(genome)}")
+      raise TypeError(f"AssembleNetMethod mutates assemblenet.Genome, got {type(genome)}")
     parent = genome.with_learned_weights()
     weights = (learned or {}).get("connection_weights") if self.guided else None
     base, notes, dropped = parent, [], set()
     if weights:
       base, notes, dropped = self._drop_weak(parent, weights)
     add_edge = lambda g, r: self._add_edge(g, r, avoid=dropped)
-    changes = {"add_edge": add_edge, "split": self._split,
-               "merge": self._merge, "dilation": self._dilation,
-               "filters": self._filters}
+    changes = {
+      "add_edge": add_edge,
+      "split": self._split,
+      "merge": self._merge,
+      "dilation": self._dilation,
+      "filters": self._filters,
+    }
     if not weights:
       changes["drop_edge"] = self._drop_edge
     names = list(changes)
@@ -313,11 +245,11 @@ class AssembleNetMethod:
         continue
       if child != parent and self._levels_kept(child, parent):
         return child, "; ".join(notes + [description])
-    raise UserError("AssembleNetSearchSpace offers no valid mutation of "
-                    f"{genome.describe()}.")
+    raise UserError(f"AssembleNetSearchSpace offers no valid mutation of {genome.describe()}.")
 
-  def weak_edges(self, genome: Genome, connection_weights: dict[str, list[float]]
-                 ) -> list[tuple[int, int, float]]:
+  def weak_edges(
+    self, genome: Genome, connection_weights: dict[str, list[float]]
+  ) -> list[tuple[int, int, float]]:
     """(source, node, weight) of each edge below the threshold (not a
     node's strongest): what a guided mutation drops, as far as the graph
     stays valid."""
@@ -328,9 +260,11 @@ class AssembleNetMethod:
       if weights is None or len(weights) != len(node.inputs):
         continue  # Not learned (one input) or not this graph's node.
       strongest = int(np.argmax(weights))
-      weak.extend((j, i, float(w)) for k, (j, w)
-                  in enumerate(zip(node.inputs, weights))
-                  if w < self.drop_threshold and k != strongest)
+      weak.extend(
+        (j, i, float(w))
+        for k, (j, w) in enumerate(zip(node.inputs, weights))
+        if w < self.drop_threshold and k != strongest
+      )
     return weak
 
   def _drop_weak(self, genome: Genome, connection_weights):
@@ -342,11 +276,9 @@ class AssembleNetMethod:
       (the graph, notes on what was dropped, the dropped (source, node)).
     """
     current, dropped = genome, []
-    for j, i, w in sorted(self.weak_edges(genome, connection_weights),
-                          key=lambda edge: edge[2]):
+    for j, i, w in sorted(self.weak_edges(genome, connection_weights), key=lambda edge: edge[2]):
       nodes = list(current.nodes)
-      nodes[i] = dataclasses.replace(
-          nodes[i], inputs=tuple(k for k in nodes[i].inputs if k != j))
+      nodes[i] = dataclasses.replace(nodes[i], inputs=tuple(k for k in nodes[i].inputs if k != j))
       try:
         candidate = dataclasses.replace(current, nodes=tuple(nodes))
         if not self._levels_kept(graph.prune(candidate), genome):
@@ -361,37 +293,46 @@ class AssembleNetMethod:
     text = "dropped " + ", ".join(f"{j}->{i} ({w:.2f})" for j, i, w in dropped)
     return current, [text], {(j, i) for j, i, _ in dropped}
 
-  def _add_edge(self, genome: Genome, rng: np.random.Generator,
-                avoid: Collection[tuple[int, int]] = ()):
+  def _add_edge(
+    self, genome: Genome, rng: np.random.Generator, avoid: Collection[tuple[int, int]] = ()
+  ):
     """Adds a random new edge, other than the (source, node) pairs ``avoid``."""
-    options = [(j, i) for i in genome.blocks for j in range(i)
-               if genome.nodes[j].level < genome.nodes[i].level
-               and j not in genome.nodes[i].inputs and (j, i) not in avoid]
+    options = [
+      (j, i)
+      for i in genome.blocks
+      for j in range(i)
+      if genome.nodes[j].level < genome.nodes[i].level
+      and j not in genome.nodes[i].inputs
+      and (j, i) not in avoid
+    ]
     if not options:
       return None
     j, i = base.choice(rng, options)
     nodes = list(genome.nodes)
-    nodes[i] = dataclasses.replace(nodes[i],
-                                   inputs=tuple(sorted(nodes[i].inputs + (j,))))
+    nodes[i] = dataclasses.replace(nodes[i], inputs=tuple(sorted(nodes[i].inputs + (j,))))
     return dataclasses.replace(genome, nodes=tuple(nodes)), f"add edge {j}->{i}"
 
   def _drop_edge(self, genome: Genome, rng: np.random.Generator):
-    options = [(j, i) for i in genome.blocks
-               if len(genome.nodes[i].inputs) > 1
-               for j in genome.nodes[i].inputs]
+    options = [
+      (j, i)
+      for i in genome.blocks
+      if len(genome.nodes[i].inputs) > 1
+      for j in genome.nodes[i].inputs
+    ]
     if not options:
       return None
     j, i = base.choice(rng, options)
     nodes = list(genome.nodes)
-    nodes[i] = dataclasses.replace(
-        nodes[i], inputs=tuple(k for k in nodes[i].inputs if k != j))
-    return (dataclasses.replace(genome, nodes=tuple(nodes)),
-            f"drop edge {j}->{i}")
+    nodes[i] = dataclasses.replace(nodes[i], inputs=tuple(k for k in nodes[i].inputs if k != j))
+    return (dataclasses.replace(genome, nodes=tuple(nodes)), f"drop edge {j}->{i}")
 
   def _split(self, genome: Genome, rng: np.random.Generator):
-    options = [i for i in genome.blocks
-               if graph.level_count(genome, genome.nodes[i].level)
-               < self.space.nodes_per_level[genome.nodes[i].level][1]]
+    options = [
+      i
+      for i in genome.blocks
+      if graph.level_count(genome, genome.nodes[i].level)
+      < self.space.nodes_per_level[genome.nodes[i].level][1]
+    ]
     if not options:
       return None
     i = base.choice(rng, options)
@@ -400,22 +341,33 @@ class AssembleNetMethod:
     rng.shuffle(inputs)
     cut = int(rng.integers(1, len(inputs))) if len(inputs) > 1 else 1
     first, second = sorted(inputs[:cut]), sorted(inputs[cut:] or inputs)
-    twin = dataclasses.replace(node, inputs=tuple(second),
-                               dilation=base.choice(rng, self.space.dilations))
+    twin = dataclasses.replace(
+      node, inputs=tuple(second), dilation=base.choice(rng, self.space.dilations)
+    )
     nodes = list(genome.nodes)
     nodes[i] = dataclasses.replace(node, inputs=tuple(first))
     nodes = graph.insert_node(nodes, i + 1, twin)
-    nodes = [dataclasses.replace(n, inputs=n.inputs + (i + 1,))
-             if isinstance(n, Block) and i in n.inputs else n for n in nodes]
-    return (dataclasses.replace(genome, nodes=tuple(nodes)),
-            f"split node {i} into {i} <- {first} and {i + 1} <- {second} "
-            f"(d{twin.dilation})")
+    nodes = [
+      dataclasses.replace(n, inputs=n.inputs + (i + 1,))
+      if isinstance(n, Block) and i in n.inputs
+      else n
+      for n in nodes
+    ]
+    return (
+      dataclasses.replace(genome, nodes=tuple(nodes)),
+      f"split node {i} into {i} <- {first} and {i + 1} <- {second} (d{twin.dilation})",
+    )
 
   def _merge(self, genome: Genome, rng: np.random.Generator):
-    options = [(a, b) for a in genome.blocks for b in genome.blocks
-               if a < b and genome.nodes[a].level == genome.nodes[b].level
-               and graph.level_count(genome, genome.nodes[a].level)
-               > self.space.nodes_per_level[genome.nodes[a].level][0]]
+    options = [
+      (a, b)
+      for a in genome.blocks
+      for b in genome.blocks
+      if a < b
+      and genome.nodes[a].level == genome.nodes[b].level
+      and graph.level_count(genome, genome.nodes[a].level)
+      > self.space.nodes_per_level[genome.nodes[a].level][0]
+    ]
     if not options:
       return None
     a, b = base.choice(rng, options)
@@ -423,15 +375,21 @@ class AssembleNetMethod:
     merged = sorted(set(nodes[a].inputs) | set(nodes[b].inputs))
     nodes[a] = dataclasses.replace(nodes[a], inputs=tuple(merged))
     # Readers of b read a instead (nodes are in level order: a < b < readers).
-    nodes = [dataclasses.replace(n, inputs=tuple(sorted(
-        {a if j == b else j for j in n.inputs})))
-             if isinstance(n, Block) and b in n.inputs else n for n in nodes]
-    return (dataclasses.replace(genome, nodes=tuple(graph.remove_nodes(nodes, {b}))),
-            f"merge node {b} into {a}")
+    nodes = [
+      dataclasses.replace(n, inputs=tuple(sorted({a if j == b else j for j in n.inputs})))
+      if isinstance(n, Block) and b in n.inputs
+      else n
+      for n in nodes
+    ]
+    return (
+      dataclasses.replace(genome, nodes=tuple(graph.remove_nodes(nodes, {b}))),
+      f"merge node {b} into {a}",
+    )
 
   def _dilation(self, genome: Genome, rng: np.random.Generator):
-    options = [i for i, n in enumerate(genome.nodes)
-               if not (isinstance(n, Stem) and n.kind != "rgb")]
+    options = [
+      i for i, n in enumerate(genome.nodes) if not (isinstance(n, Stem) and n.kind != "rgb")
+    ]
     i = base.choice(rng, options)
     node = genome.nodes[i]
     values = [d for d in self.space.dilations if d != node.dilation]
@@ -440,8 +398,10 @@ class AssembleNetMethod:
     value = base.choice(rng, values)
     nodes = list(genome.nodes)
     nodes[i] = dataclasses.replace(node, dilation=value)
-    return (dataclasses.replace(genome, nodes=tuple(nodes)),
-            f"node {i} dilation {node.dilation} -> {value}")
+    return (
+      dataclasses.replace(genome, nodes=tuple(nodes)),
+      f"node {i} dilation {node.dilation} -> {value}",
+    )
 
   def _filters(self, genome: Genome, rng: np.random.Generator):
     i = base.choice(rng, genome.blocks)
@@ -451,12 +411,17 @@ class AssembleNetMethod:
       return None
     value = base.choice(rng, values)
     top = node.level == NUM_LEVELS - 1  # Level-3 nodes share one width.
-    nodes = [dataclasses.replace(n, filters=value)
-             if k == i or (top and isinstance(n, Block) and n.level == node.level)
-             else n for k, n in enumerate(genome.nodes)]
+    nodes = [
+      dataclasses.replace(n, filters=value)
+      if k == i or (top and isinstance(n, Block) and n.level == node.level)
+      else n
+      for k, n in enumerate(genome.nodes)
+    ]
     target = "level 3" if top else f"node {i}"
-    return (dataclasses.replace(genome, nodes=tuple(nodes)),
-            f"{target} filters {node.filters} -> {value}")
+    return (
+      dataclasses.replace(genome, nodes=tuple(nodes)),
+      f"{target} filters {node.filters} -> {value}",
+    )
 
   # The rest of the Method protocol.
 
@@ -471,11 +436,13 @@ class AssembleNetMethod:
   def clip_spec(self, genome: Genome) -> ClipSpec:
     """The clips ``genome``'s model reads, with its object maps and
     pipeline flow as extra inputs where it has those stems."""
-    return ClipSpec(num_frames=genome.num_frames,
-                    frame_stride=genome.frame_stride,
-                    resolution=genome.resolution,
-                    extra_inputs=model_inputs(genome, self.flow_source),
-                    object_classes=self.object_classes)
+    return ClipSpec(
+      num_frames=genome.num_frames,
+      frame_stride=genome.frame_stride,
+      resolution=genome.resolution,
+      extra_inputs=model_inputs(genome, self.flow_source),
+      object_classes=self.object_classes,
+    )
 
   def build(self, genome: Genome, num_classes: int):
     """The Keras model: clips (B, T, H, W, 3) float32 -> logits (B, classes).
@@ -483,10 +450,13 @@ class AssembleNetMethod:
     A genome with an object stem (or flow stems, with ``flow_source``
     'pipeline') reads a dict of inputs (see ``assemblenet_model.build_model``).
     """
-    return build_model(genome, num_classes, dropout_rate=self.dropout_rate,
-                       flow_iterations=self.flow_iterations,
-                       train_flow_params=self.train_flow_params,
-                       object_classes=self.object_classes,
-                       flow_source=self.flow_source,
-                       bn_momentum=self.bn_momentum)
-
+    return build_model(
+      genome,
+      num_classes,
+      dropout_rate=self.dropout_rate,
+      flow_iterations=self.flow_iterations,
+      train_flow_params=self.train_flow_params,
+      object_classes=self.object_classes,
+      flow_source=self.flow_source,
+      bn_momentum=self.bn_momentum,
+    )

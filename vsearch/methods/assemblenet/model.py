@@ -31,13 +31,17 @@ Nodes that no level-3 node depends on are not built.
 """
 
 import math
-from typing import Optional
 
 import tensorflow as tf
 
 from vsearch.errors import UserError
 from vsearch.methods.assemblenet.genome import Block, Genome, Stem, pooled_size
-from vsearch.nn import flow as flow_lib
+from vsearch.methods.assemblenet.layers import (
+  ConnectionWeights,
+  RepresentationFlow,
+  SoftmaxMix,
+  weights_layer_name,
+)
 from vsearch.nn import layers
 
 # Channels of the published object input: one per ADE-20K class.
@@ -45,148 +49,6 @@ PUBLISHED_OBJECT_CLASSES = 151
 # Where flow stems get optical flow: computed inside the network, or read
 # from the data pipeline (a model input).
 FLOW_SOURCES = ("layer", "pipeline")
-
-
-def weights_layer_name(index: int) -> str:
-  """Name of the ``ConnectionWeights`` layer of node ``index``."""
-  return f"node{index}_weights"
-
-
-def _logit(weight: float) -> float:
-  return -math.log(1.0 / weight - 1.0)
-
-
-@tf.keras.utils.register_keras_serializable(package="vsearch")
-class ConnectionWeights(tf.keras.layers.Layer):
-  """Scales each of a node's inputs by its connection weight σ(w_i).
-
-  Args:
-    num_inputs: how many inputs the node fuses.
-    initial: the weights after the sigmoid, fixed (not trained); None:
-      trainable logits drawn from N(0, 0.01), as the release learns them.
-  """
-
-  def __init__(self, num_inputs: int,
-               initial: Optional[list[float]] = None, **kwargs):
-    super().__init__(**kwargs)
-    self.num_inputs = num_inputs
-    self.initial = None if initial is None else [float(w) for w in initial]
-    if self.initial is None:
-      init = tf.keras.initializers.RandomNormal(stddev=0.01)
-    else:
-      init = tf.keras.initializers.Constant([_logit(w) for w in self.initial])
-    self.logits = self.add_weight(
-        name="logits", shape=(num_inputs,), initializer=init,
-        trainable=self.initial is None)
-
-  def call(self, inputs):
-    weights = tf.sigmoid(self.logits)
-    return [x * tf.cast(weights[i], x.dtype) for i, x in enumerate(inputs)]
-
-  def compute_output_shape(self, input_shape):
-    return list(input_shape)
-
-  def get_config(self):
-    return {**super().get_config(), "num_inputs": self.num_inputs,
-            "initial": self.initial}
-
-
-@tf.keras.utils.register_keras_serializable(package="vsearch")
-class SoftmaxMix(tf.keras.layers.Layer):
-  """A learned softmax-weighted sum of equally shaped inputs.
-
-  AssembleNet++ peer-attention mixes the pooled features of every candidate
-  peer with it; the softmax logits start from N(0, 0.01), so training
-  decides which peers a connection's attention listens to.
-  """
-
-  def __init__(self, num_inputs: int, **kwargs):
-    super().__init__(**kwargs)
-    self.num_inputs = num_inputs
-    self.logits = self.add_weight(
-        name="logits", shape=(num_inputs,),
-        initializer=tf.keras.initializers.RandomNormal(stddev=0.01))
-
-  def call(self, inputs):
-    mix = tf.nn.softmax(self.logits)
-    return tf.add_n([x * tf.cast(mix[i], x.dtype)
-                     for i, x in enumerate(inputs)])
-
-  def compute_output_shape(self, input_shape):
-    return input_shape[0]
-
-  def get_config(self):
-    return {**super().get_config(), "num_inputs": self.num_inputs}
-
-
-@tf.keras.utils.register_keras_serializable(package="vsearch")
-class RepresentationFlow(tf.keras.layers.Layer):
-  """Optical flow of RGB clips inside the network (Piergiovanni & Ryoo 2019).
-
-  The TV-L1 solver of ``vsearch.nn.flow`` unrolled ``num_iterations`` times,
-  with its step sizes τ, λ, θ as variables (trained when ``trainable_params``;
-  the release keeps them fixed at 0.25, 0.15, 0.3). Frames are averaged to
-  grey and min-max normalised to 0-255 per clip, flow runs between
-  consecutive frames and the last pair's flow is repeated to keep T frames.
-  Output: (B, T, H, W, 2) displacements clipped to ±``flow.MAX_FLOW``
-  pixels and divided by it.
-
-  The solver is element-wise divisions, square roots and selects: costly
-  (its share of a model's cost is in ``flow_cost``) and not quantization
-  friendly, so a deployed model should read pipeline flow instead.
-  """
-
-  def __init__(self, num_iterations: int = 40, trainable_params: bool = False,
-               tau: float = 0.25, lam: float = 0.15, theta: float = 0.3,
-               **kwargs):
-    super().__init__(**kwargs)
-    self.num_iterations = num_iterations
-    self.trainable_params = trainable_params
-    self.initial = {"tau": tau, "lam": lam, "theta": theta}
-    self.params = {
-        key: self.add_weight(name=key, shape=(), trainable=trainable_params,
-                             initializer=tf.keras.initializers.Constant(value))
-        for key, value in self.initial.items()}
-
-  def call(self, clips):
-    clips = tf.cast(clips, tf.float32)
-    shape = tf.shape(clips)
-    frames, height, width = clips.shape[1], shape[2], shape[3]
-    gray = tf.reduce_mean(clips, axis=-1)  # (B, T, H, W)
-    low = tf.reduce_min(gray, axis=[1, 2, 3], keepdims=True)
-    high = tf.reduce_max(gray, axis=[1, 2, 3], keepdims=True)
-    gray = 255.0 * (gray - low) / tf.maximum(high - low, 1e-6)
-    first = tf.reshape(gray[:, :-1], [-1, height, width])
-    second = tf.reshape(gray[:, 1:], [-1, height, width])
-    pairs = flow_lib.tvl1_flow(first, second, self.num_iterations,
-                               tau=self.params["tau"], lam=self.params["lam"],
-                               theta=self.params["theta"])
-    pairs = tf.reshape(pairs, [-1, frames - 1, height, width, 2])
-    flow = tf.concat([pairs, pairs[:, -1:]], axis=1)
-    return tf.clip_by_value(flow, -flow_lib.MAX_FLOW,
-                            flow_lib.MAX_FLOW) / flow_lib.MAX_FLOW
-
-  def compute_output_shape(self, input_shape):
-    return (*input_shape[:-1], 2)
-
-  def get_config(self):
-    return {**super().get_config(), "num_iterations": self.num_iterations,
-            "trainable_params": self.trainable_params, **self.initial}
-
-
-def flow_cost(genome: Genome, num_iterations: int) -> dict[str, float]:
-  """Element-wise operations of the representation-flow layer per clip.
-
-  Counted from ``vsearch.nn.flow.tvl1_flow``: about 60 element-wise ops per
-  pixel per iteration (residual, threshold select, two flow components each
-  with divergence, forward gradient, norm and dual update). Zero without a
-  flow stem. Reported beside the conv FLOPs because TFLite's int8 path
-  cannot quantize it.
-  """
-  if not any(isinstance(n, Stem) and n.kind == "flow" for n in genome.nodes):
-    return {"flow_elementwise_ops": 0.0}
-  pixels = genome.resolution ** 2 * (genome.num_frames - 1)
-  return {"flow_elementwise_ops": float(60 * pixels * num_iterations)}
 
 
 def live_nodes(genome: Genome) -> set[int]:
@@ -208,49 +70,63 @@ def _live_stem_kinds(genome: Genome) -> set[str]:
   return {genome.nodes[i].kind for i in genome.stems if i in live}
 
 
-def _stem(x_frames, flow_frames, objects, stem: Stem, genome: Genome,
-          frames: int, prefix: str, bn_momentum: float):
+def _stem(
+  x_frames,
+  flow_frames,
+  objects,
+  stem: Stem,
+  genome: Genome,
+  frames: int,
+  prefix: str,
+  bn_momentum: float,
+):
   width = genome.stem_channels
   if stem.kind == "rgb":
-    x = layers.conv_bn(x_frames, width, 7, 2, name=f"{prefix}_conv",
-                       bn_momentum=bn_momentum)
+    x = layers.conv_bn(x_frames, width, 7, 2, name=f"{prefix}_conv", bn_momentum=bn_momentum)
     if frames > 1:
-      x, _ = layers.temporal_conv(x, frames, width, 5, name=f"{prefix}_temporal",
-                                  dilation=stem.dilation,
-                                  bn_momentum=bn_momentum)
+      x, _ = layers.temporal_conv(
+        x,
+        frames,
+        width,
+        5,
+        name=f"{prefix}_temporal",
+        dilation=stem.dilation,
+        bn_momentum=bn_momentum,
+      )
     return layers.pool2d(x, "maxpool", 3, 2, name=f"{prefix}_pool")
   if stem.kind == "flow":
-    x = layers.conv_bn(flow_frames, width, 7, 2, name=f"{prefix}_conv",
-                       bn_momentum=bn_momentum)
+    x = layers.conv_bn(flow_frames, width, 7, 2, name=f"{prefix}_conv", bn_momentum=bn_momentum)
     return layers.pool2d(x, "maxpool", 2, 2, name=f"{prefix}_pool")
   return layers.pool2d(objects, "maxpool", 4, 4, name=f"{prefix}_pool")
 
 
-def _attention_gates(xs, node_index: int, genome: Genome, tensors,
-                     live: set[int]):
+def _attention_gates(xs, node_index: int, genome: Genome, tensors, live: set[int]):
   """Multiplies each connection by its peer- or self-attention gate."""
   node = genome.nodes[node_index]
   prefix = f"node{node_index}_attention"
   pool = lambda x, name: tf.keras.layers.GlobalAveragePooling2D(name=name)(x)
   if genome.attention == "peer":
-    peers = [j for j in sorted(live) if j < node_index
-             and genome.nodes[j].level < node.level]
+    peers = [j for j in sorted(live) if j < node_index and genome.nodes[j].level < node.level]
     width = max(tensors[j].shape[-1] for j in peers)
     candidates = [
-        tf.keras.layers.Dense(width, name=f"{prefix}_peer{j}")(
-            pool(tensors[j], f"{prefix}_peer{j}_pool")) for j in peers]
+      tf.keras.layers.Dense(width, name=f"{prefix}_peer{j}")(
+        pool(tensors[j], f"{prefix}_peer{j}_pool")
+      )
+      for j in peers
+    ]
   gated = []
   for j, x in zip(node.inputs, xs):
     name = f"{prefix}_in{j}"
     if genome.attention == "peer":
-      context = (candidates[0] if len(candidates) == 1 else
-                 SoftmaxMix(len(candidates), name=f"{name}_mix")(candidates))
+      context = (
+        candidates[0]
+        if len(candidates) == 1
+        else SoftmaxMix(len(candidates), name=f"{name}_mix")(candidates)
+      )
     else:
       context = pool(x, f"{name}_pool")
-    gate = tf.keras.layers.Dense(x.shape[-1], activation="sigmoid",
-                                 name=f"{name}_gate")(context)
-    gate = tf.keras.layers.Reshape((1, 1, x.shape[-1]),
-                                   name=f"{name}_gate_reshape")(gate)
+    gate = tf.keras.layers.Dense(x.shape[-1], activation="sigmoid", name=f"{name}_gate")(context)
+    gate = tf.keras.layers.Reshape((1, 1, x.shape[-1]), name=f"{name}_gate_reshape")(gate)
     gated.append(tf.keras.layers.Multiply(name=f"{name}_apply")([x, gate]))
   return gated
 
@@ -267,18 +143,17 @@ def _fuse(node_index: int, genome: Genome, tensors, live: set[int]):
   for j, x in zip(node.inputs, xs):
     if x.shape[1] != smallest:
       factor = math.ceil(x.shape[1] / smallest)
-      x = layers.pool2d(x, "maxpool", factor, factor,
-                        name=f"{prefix}_pool{j}")
+      x = layers.pool2d(x, "maxpool", factor, factor, name=f"{prefix}_pool{j}")
       assert x.shape[1] == pooled_size(tensors[j].shape[1], smallest)
     pooled.append(x)
   if genome.combine == "concat":
     return tf.keras.layers.Concatenate(name=f"{prefix}_concat")(pooled)
-  xs = ConnectionWeights(len(pooled), node.weights,
-                         name=weights_layer_name(node_index))(pooled)
+  xs = ConnectionWeights(len(pooled), node.weights, name=weights_layer_name(node_index))(pooled)
   if genome.attention != "none":
     xs = _attention_gates(xs, node_index, genome, tensors, live)
-  is_object = [isinstance(genome.nodes[j], Stem)
-               and genome.nodes[j].kind == "object" for j in node.inputs]
+  is_object = [
+    isinstance(genome.nodes[j], Stem) and genome.nodes[j].kind == "object" for j in node.inputs
+  ]
   widths = [x.shape[-1] for x, obj in zip(xs, is_object) if not obj]
   target = max(widths) if widths else max(x.shape[-1] for x in xs)
   groups: dict[int, list] = {}
@@ -286,48 +161,60 @@ def _fuse(node_index: int, genome: Genome, tensors, live: set[int]):
     groups.setdefault(x.shape[-1], []).append(x)
   summed = []
   for channels, group in groups.items():
-    x = (group[0] if len(group) == 1 else
-         tf.keras.layers.Add(name=f"{prefix}_sum{channels}")(group))
+    x = group[0] if len(group) == 1 else tf.keras.layers.Add(name=f"{prefix}_sum{channels}")(group)
     if channels != target:
       x = tf.keras.layers.Conv2D(
-          target, 1, use_bias=False, kernel_initializer="he_normal",
-          name=f"{prefix}_lift{channels}")(x)
+        target, 1, use_bias=False, kernel_initializer="he_normal", name=f"{prefix}_lift{channels}"
+      )(x)
     summed.append(x)
   if len(summed) == 1:
     return summed[0]
   return tf.keras.layers.Add(name=f"{prefix}_sum")(summed)
 
 
-def _bottleneck_unit(x, node: Block, genome: Genome, frames: int, unit: int,
-                     prefix: str, bn_momentum: float):
+def _bottleneck_unit(
+  x, node: Block, genome: Genome, frames: int, unit: int, prefix: str, bn_momentum: float
+):
   out_channels = node.channels
   stride = node.stride if unit == 0 else 1
   shortcut = x
   if unit == 0:
-    shortcut = layers.conv_bn(x, out_channels, 1, stride, None,
-                              name=f"{prefix}_shortcut",
-                              bn_momentum=bn_momentum)
+    shortcut = layers.conv_bn(
+      x, out_channels, 1, stride, None, name=f"{prefix}_shortcut", bn_momentum=bn_momentum
+    )
   if unit % 2 == 1 and frames > 1:
-    x, _ = layers.temporal_conv(x, frames, node.filters, 3,
-                                name=f"{prefix}_temporal",
-                                dilation=node.dilation,
-                                bn_momentum=bn_momentum)
+    x, _ = layers.temporal_conv(
+      x,
+      frames,
+      node.filters,
+      3,
+      name=f"{prefix}_temporal",
+      dilation=node.dilation,
+      bn_momentum=bn_momentum,
+    )
   else:
-    x = layers.conv_bn(x, node.filters, 1, name=f"{prefix}_entry",
-                       bn_momentum=bn_momentum)
-  x = layers.conv_bn(x, genome.level_widths[node.level], 3, stride,
-                     name=f"{prefix}_spatial", bn_momentum=bn_momentum)
-  x = layers.conv_bn(x, out_channels, 1, 1, None, name=f"{prefix}_expand",
-                     zero_gamma=True, bn_momentum=bn_momentum)
+    x = layers.conv_bn(x, node.filters, 1, name=f"{prefix}_entry", bn_momentum=bn_momentum)
+  x = layers.conv_bn(
+    x, genome.level_widths[node.level], 3, stride, name=f"{prefix}_spatial", bn_momentum=bn_momentum
+  )
+  x = layers.conv_bn(
+    x, out_channels, 1, 1, None, name=f"{prefix}_expand", zero_gamma=True, bn_momentum=bn_momentum
+  )
   x = tf.keras.layers.Add(name=f"{prefix}_add")([x, shortcut])
   return tf.keras.layers.ReLU(name=f"{prefix}_out")(x)
 
 
-def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
-                flow_iterations: int = 40, train_flow_params: bool = False,
-                object_classes: int = PUBLISHED_OBJECT_CLASSES,
-                flow_source: str = "layer", bn_momentum: float = 0.99,
-                name: str = "assemblenet") -> tf.keras.Model:
+def build_model(
+  genome: Genome,
+  num_classes: int,
+  dropout_rate: float = 0.5,
+  flow_iterations: int = 40,
+  train_flow_params: bool = False,
+  object_classes: int = PUBLISHED_OBJECT_CLASSES,
+  flow_source: str = "layer",
+  bn_momentum: float = 0.99,
+  name: str = "assemblenet",
+) -> tf.keras.Model:
   """Builds the Keras model of ``genome``.
 
   Layers are named after the node they belong to: ``node{i}_stem_*``,
@@ -362,30 +249,32 @@ def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
       unknown ``flow_source``.
   """
   if flow_source not in FLOW_SOURCES:
-    raise UserError(f"flow_source is {flow_source!r}; set it to one of "
-                    f"{FLOW_SOURCES}.")
+    raise UserError(f"flow_source is {flow_source!r}; set it to one of {FLOW_SOURCES}.")
   frames, size = genome.num_frames, genome.resolution
   live = live_nodes(genome)
   kinds = _live_stem_kinds(genome)
   if "flow" in kinds and frames < 2:
-    raise UserError("A flow stem needs clips of at least 2 frames; this "
-                    f"genome reads {frames}. Raise num_frames or drop the "
-                    "flow stem.")
+    raise UserError(
+      "A flow stem needs clips of at least 2 frames; this "
+      f"genome reads {frames}. Raise num_frames or drop the "
+      "flow stem."
+    )
   clips = tf.keras.Input(shape=(frames, size, size, 3), name="clips")
   inputs = {"clips": clips}
   x_frames = layers.fold_time(clips)
   flow_frames = objects = None
   if "flow" in kinds:
     if flow_source == "pipeline":
-      flow = inputs["flow"] = tf.keras.Input(shape=(frames, size, size, 2),
-                                             name="flow")
+      flow = inputs["flow"] = tf.keras.Input(shape=(frames, size, size, 2), name="flow")
     else:
-      flow = RepresentationFlow(flow_iterations, train_flow_params,
-                                name="representation_flow")(clips)
+      flow = RepresentationFlow(flow_iterations, train_flow_params, name="representation_flow")(
+        clips
+      )
     flow_frames = layers.fold_time(flow, name="fold_flow")
   if "object" in kinds:
     object_maps = inputs["objects"] = tf.keras.Input(
-        shape=(frames, size, size, object_classes), name="objects")
+      shape=(frames, size, size, object_classes), name="objects"
+    )
     objects = layers.fold_time(object_maps, name="fold_objects")
 
   tensors = {}
@@ -393,26 +282,31 @@ def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
     if i not in live:
       continue
     if isinstance(node, Stem):
-      tensors[i] = _stem(x_frames, flow_frames, objects, node, genome, frames,
-                         prefix=f"node{i}_stem", bn_momentum=bn_momentum)
+      tensors[i] = _stem(
+        x_frames,
+        flow_frames,
+        objects,
+        node,
+        genome,
+        frames,
+        prefix=f"node{i}_stem",
+        bn_momentum=bn_momentum,
+      )
       continue
     x = _fuse(i, genome, tensors, live)
     for unit in range(genome.units[node.level]):
-      x = _bottleneck_unit(x, node, genome, frames, unit,
-                           prefix=f"node{i}_unit{unit}",
-                           bn_momentum=bn_momentum)
+      x = _bottleneck_unit(
+        x, node, genome, frames, unit, prefix=f"node{i}_unit{unit}", bn_momentum=bn_momentum
+      )
     tensors[i] = x
 
-  pooled = [layers.clip_mean(tensors[i], frames, name=f"head_pool{i}")
-            for i in genome.outputs]
-  x = (pooled[0] if len(pooled) == 1 else
-       tf.keras.layers.Average(name="head_average")(pooled))
+  pooled = [layers.clip_mean(tensors[i], frames, name=f"head_pool{i}") for i in genome.outputs]
+  x = pooled[0] if len(pooled) == 1 else tf.keras.layers.Average(name="head_average")(pooled)
   x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
   logits = tf.keras.layers.Dense(
-      num_classes, name="logits",
-      kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01))(x)
-  return tf.keras.Model(inputs if len(inputs) > 1 else clips, logits,
-                        name=name)
+    num_classes, name="logits", kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01)
+  )(x)
+  return tf.keras.Model(inputs if len(inputs) > 1 else clips, logits, name=name)
 
 
 def model_inputs(genome: Genome, flow_source: str = "layer") -> tuple[str, ...]:
@@ -426,8 +320,7 @@ def model_inputs(genome: Genome, flow_source: str = "layer") -> tuple[str, ...]:
   return tuple(extra)
 
 
-def learned_connection_weights(genome: Genome,
-                               model: tf.keras.Model) -> dict[str, list[float]]:
+def learned_connection_weights(genome: Genome, model: tf.keras.Model) -> dict[str, list[float]]:
   """Node index (as a string) -> σ(w) of each of its inputs, from ``model``.
 
   Covers every built node that weighs its inputs (sigmoid fusion of two or

@@ -47,8 +47,9 @@ def over_connected(genome: Genome) -> Genome:
   return dataclasses.replace(genome, nodes=tuple(nodes))
 
 
-def one_shot_genome(genome: Genome, connection_weights: dict[str, list[float]],
-                    keep_threshold: float) -> Genome:
+def one_shot_genome(
+  genome: Genome, connection_weights: dict[str, list[float]], keep_threshold: float
+) -> Genome:
   """The graph a one-shot connection search keeps, with its weights fixed.
 
   Args:
@@ -72,16 +73,19 @@ def one_shot_genome(genome: Genome, connection_weights: dict[str, list[float]],
       continue
     weights = connection_weights.get(str(i))
     if weights is None or len(weights) != len(node.inputs):
-      raise UserError(f"No learned weights for the {len(node.inputs)} inputs "
-                      f"of node {i}; train the graph with combine 'sigmoid' "
-                      "first.")
+      raise UserError(
+        f"No learned weights for the {len(node.inputs)} inputs "
+        f"of node {i}; train the graph with combine 'sigmoid' "
+        "first."
+      )
     keep = [k for k, w in enumerate(weights) if w >= keep_threshold]
     keep = keep or [int(np.argmax(weights))]
     nodes[i] = dataclasses.replace(
-        node, inputs=tuple(node.inputs[k] for k in keep),
-        weights=tuple(weights[k] for k in keep) if len(keep) > 1 else None)
+      node,
+      inputs=tuple(node.inputs[k] for k in keep),
+      weights=tuple(weights[k] for k in keep) if len(keep) > 1 else None,
+    )
   return graph.prune(dataclasses.replace(genome, nodes=tuple(nodes)))
-
 
 
 @gin.configurable
@@ -102,17 +106,23 @@ class OneShotSearch:
     filters_divisor: divides every block's filters (at least 1 is left).
   """
 
-  def __init__(self, workdir: str, source: Source,
-               strategy: tf.distribute.Strategy, keep_threshold: float = 0.5,
-               retrain: bool = True,
-               genome_overrides: Optional[dict[str, Any]] = None,
-               filters_divisor: int = 1):
+  def __init__(
+    self,
+    workdir: str,
+    source: Source,
+    strategy: tf.distribute.Strategy,
+    keep_threshold: float = 0.5,
+    retrain: bool = True,
+    genome_overrides: Optional[dict[str, Any]] = None,
+    filters_divisor: int = 1,
+  ):
     if not isinstance(source.method, AssembleNetMethod):
-      raise UserError("The one-shot search runs on AssembleNet graphs; "
-                      f"{source.description} is a {source.method.name} genome.")
+      raise UserError(
+        "The one-shot search runs on AssembleNet graphs; "
+        f"{source.description} is a {source.method.name} genome."
+      )
     if not 0.0 < keep_threshold < 1.0:
-      raise UserError("OneShotSearch.keep_threshold must be in (0, 1), got "
-                      f"{keep_threshold}")
+      raise UserError(f"OneShotSearch.keep_threshold must be in (0, 1), got {keep_threshold}")
     self.workdir = workdir
     self.source = source
     self.strategy = strategy
@@ -124,9 +134,15 @@ class OneShotSearch:
     except TypeError as e:
       raise UserError(f"OneShotSearch.genome_overrides: {e}") from None
     if filters_divisor > 1:
-      genome = dataclasses.replace(genome, nodes=tuple(
+      genome = dataclasses.replace(
+        genome,
+        nodes=tuple(
           dataclasses.replace(n, filters=max(n.filters // filters_divisor, 1))
-          if isinstance(n, Block) else n for n in genome.nodes))
+          if isinstance(n, Block)
+          else n
+          for n in genome.nodes
+        ),
+      )
     self.genome = genome
 
   def run(self) -> dict[str, Any]:
@@ -135,25 +151,27 @@ class OneShotSearch:
     dense = over_connected(self.genome.with_learned_weights())
     dense_dir = os.path.join(self.workdir, "over_connected")
     first = full_training.FullTraining(
-        dense_dir, Source(
-            method, dense, f"over-connected {self.source.description}"),
-        self.strategy).run()
+      dense_dir, Source(method, dense, f"over-connected {self.source.description}"), self.strategy
+    ).run()
     model = method.build(dense, datasets.load_dataset().num_classes)
     full_training.load_weights(model, dense_dir)
     weights = learned_connection_weights(dense, model)
     kept = one_shot_genome(dense, weights, self.keep_threshold)
-    _write(os.path.join(self.workdir, "learned.json"),
-           {"connection_weights": weights})
+    _write(os.path.join(self.workdir, "learned.json"), {"connection_weights": weights})
     _write(os.path.join(self.workdir, full_training.GENOME_FILE), kept.to_dict())
     edges = lambda g: sum(len(g.nodes[i].inputs) for i in g.blocks)
-    print(f"Kept {edges(kept)} of {edges(dense)} edges (weights >= "
-          f"{self.keep_threshold}): {kept.describe()}", flush=True)
+    print(
+      f"Kept {edges(kept)} of {edges(dense)} edges (weights >= "
+      f"{self.keep_threshold}): {kept.describe()}",
+      flush=True,
+    )
     result = {"over_connected": first, "genome": kept.to_dict()}
     if self.retrain:
       result["final"] = full_training.FullTraining(
-          os.path.join(self.workdir, "final"), Source(
-              method, kept, f"one-shot graph of {self.source.description}"),
-          self.strategy).run()
+        os.path.join(self.workdir, "final"),
+        Source(method, kept, f"one-shot graph of {self.source.description}"),
+        self.strategy,
+      ).run()
     return result
 
 

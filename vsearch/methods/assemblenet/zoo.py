@@ -20,55 +20,73 @@ _FRAMES, _RESOLUTION = 32, 224
 
 def _asn_nodes(level2_filters: int, level3_filters: int):
   return (
-      Stem("rgb", 4), Stem("rgb", 4), Stem("flow", 1), Stem("flow", 1),
-      Block(0, (1,), 32, 1, 1),
-      Block(0, (0,), 32, 4, 1),
-      Block(0, (0, 1, 2, 3), 32, 1, 1, (0.14, 0.85, 0.31, 0.29)),
-      Block(0, (2, 3), 32, 2, 1, (0.58, 0.61)),
-      Block(1, (0, 4, 5, 6, 7), 64, 2, 2, (0.16, 0.89, 0.40, 0.68, 0.53)),
-      Block(1, (0, 2, 4, 7), 64, 1, 2, (0.03, 0.10, 0.75, 0.93)),
-      Block(1, (0, 5, 7), 64, 4, 2, (0.29, 0.76, 0.40)),
-      Block(1, (0, 5), 64, 1, 2, (0.23, 0.78)),
-      Block(2, (4, 8, 10, 11), level2_filters, 1, 2, (0.28, 0.95, 0.66, 0.95)),
-      Block(2, (8, 9), level2_filters, 4, 2, (0.50, 0.89)),
-      Block(3, (12, 13), level3_filters, 2, 2, (0.99, 0.85)),
+    Stem("rgb", 4),
+    Stem("rgb", 4),
+    Stem("flow", 1),
+    Stem("flow", 1),
+    Block(0, (1,), 32, 1, 1),
+    Block(0, (0,), 32, 4, 1),
+    Block(0, (0, 1, 2, 3), 32, 1, 1, (0.14, 0.85, 0.31, 0.29)),
+    Block(0, (2, 3), 32, 2, 1, (0.58, 0.61)),
+    Block(1, (0, 4, 5, 6, 7), 64, 2, 2, (0.16, 0.89, 0.40, 0.68, 0.53)),
+    Block(1, (0, 2, 4, 7), 64, 1, 2, (0.03, 0.10, 0.75, 0.93)),
+    Block(1, (0, 5, 7), 64, 4, 2, (0.29, 0.76, 0.40)),
+    Block(1, (0, 5), 64, 1, 2, (0.23, 0.78)),
+    Block(2, (4, 8, 10, 11), level2_filters, 1, 2, (0.28, 0.95, 0.66, 0.95)),
+    Block(2, (8, 9), level2_filters, 4, 2, (0.50, 0.89)),
+    Block(3, (12, 13), level3_filters, 2, 2, (0.99, 0.85)),
   )
 
 
-ASSEMBLENET50 = Genome(nodes=_asn_nodes(256, 512), num_frames=_FRAMES,
-                       resolution=_RESOLUTION, depth=50)
-ASSEMBLENET101 = Genome(nodes=_asn_nodes(192, 256), num_frames=_FRAMES,
-                        resolution=_RESOLUTION, depth=101)
+ASSEMBLENET50 = Genome(
+  nodes=_asn_nodes(256, 512), num_frames=_FRAMES, resolution=_RESOLUTION, depth=50
+)
+ASSEMBLENET101 = Genome(
+  nodes=_asn_nodes(192, 256), num_frames=_FRAMES, resolution=_RESOLUTION, depth=101
+)
 
-ASSEMBLENET_PLUS50 = Genome(nodes=(
-    Stem("rgb", 2), Stem("rgb", 4), Stem("flow", 2), Stem("flow", 1),
+ASSEMBLENET_PLUS50 = Genome(
+  nodes=(
+    Stem("rgb", 2),
+    Stem("rgb", 4),
+    Stem("flow", 2),
+    Stem("flow", 1),
     Stem("object", 4),
-    Block(0, (0, 1, 2, 3, 4), 32, 1, 1,
-          (0.61, 0.71, 0.19, 0.17, 0.72)),
+    Block(0, (0, 1, 2, 3, 4), 32, 1, 1, (0.61, 0.71, 0.19, 0.17, 0.72)),
     Block(0, (0, 1, 4), 32, 4, 1, (0.58, 0.56, 0.71)),
     Block(0, (2, 3, 4), 32, 8, 1, (0.27, 0.30, 0.82)),
     Block(0, (2, 3, 4), 32, 1, 1, (0.07, 0.08, 0.88)),
-    Block(1, (0, 1, 2, 4, 5, 6, 7, 8), 64, 4, 2,
-          (0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50)),
+    Block(1, (0, 1, 2, 4, 5, 6, 7, 8), 64, 4, 2, (0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50)),
     Block(1, (2, 3, 4, 7, 8), 64, 1, 2, (0.47, 0.47, 0.77, 0.55, 0.45)),
     Block(1, (0, 4, 5, 6, 7), 128, 8, 2, (0.28, 0.81, 0.60, 0.66, 0.59)),
     Block(2, (4, 11), 256, 8, 2, (0.5, 0.5)),
-    Block(2, (2, 3, 4, 5, 6, 7, 8, 10, 11), 256, 4, 2,
-          (0.09, 0.08, 0.97, 0.06, 0.08, 0.10, 0.19, 0.24, 0.92)),
+    Block(
+      2,
+      (2, 3, 4, 5, 6, 7, 8, 10, 11),
+      256,
+      4,
+      2,
+      (0.09, 0.08, 0.97, 0.06, 0.08, 0.10, 0.19, 0.24, 0.92),
+    ),
     Block(3, (12, 13), 512, 2, 2, (0.42, 0.58)),
-), num_frames=_FRAMES, resolution=_RESOLUTION, depth=50, attention="peer")
+  ),
+  num_frames=_FRAMES,
+  resolution=_RESOLUTION,
+  depth=50,
+  attention="peer",
+)
 
 GENOMES = {
-    "assemblenet50": ASSEMBLENET50,
-    "assemblenet101": ASSEMBLENET101,
-    "assemblenet_plus50": ASSEMBLENET_PLUS50,
+  "assemblenet50": ASSEMBLENET50,
+  "assemblenet101": ASSEMBLENET101,
+  "assemblenet_plus50": ASSEMBLENET_PLUS50,
 }
 
 DESCRIPTIONS = {
-    "assemblenet50": "AssembleNet-50: 2 RGB + 2 flow stems, 11 blocks, "
-                     "learned weights (Moments-in-Time), 32 x 224^2",
-    "assemblenet101": "AssembleNet-101: AssembleNet-50's graph, [3,4,23,3] "
-                      "units, narrower levels 2-3",
-    "assemblenet_plus50": "AssembleNet++-50: + object stem (151 segmentation "
-                          "maps) and peer-attention (Charades graph)",
+  "assemblenet50": "AssembleNet-50: 2 RGB + 2 flow stems, 11 blocks, "
+  "learned weights (Moments-in-Time), 32 x 224^2",
+  "assemblenet101": "AssembleNet-101: AssembleNet-50's graph, [3,4,23,3] "
+  "units, narrower levels 2-3",
+  "assemblenet_plus50": "AssembleNet++-50: + object stem (151 segmentation "
+  "maps) and peer-attention (Charades graph)",
 }

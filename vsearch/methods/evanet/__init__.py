@@ -12,19 +12,32 @@
 
 from vsearch.methods.evanet import ensemble, zoo
 from vsearch.methods.evanet.genome import (
-                                           BRANCH_TYPES,
-                                           CONV_TYPES,
-                                           TEMPORAL_LENGTHS,
-                                           Branch,
-                                           Genome,
-                                           Stage,
-                                           genome_distance,
+  BRANCH_TYPES,
+  CONV_TYPES,
+  TEMPORAL_LENGTHS,
+  Branch,
+  Genome,
+  Stage,
+  genome_distance,
 )
 from vsearch.methods.evanet.method import EvanetMethod, EvanetSearchSpace, mutation_schedule
 from vsearch.methods.evanet.model import build_model
 
 METHOD = EvanetMethod
 
-__all__ = ["BRANCH_TYPES", "CONV_TYPES", "METHOD", "TEMPORAL_LENGTHS", "Branch", "EvanetMethod",
-           "EvanetSearchSpace", "Genome", "Stage", "build_model", "ensemble", "genome_distance",
-           "mutation_schedule", "zoo"]
+__all__ = [
+  "BRANCH_TYPES",
+  "CONV_TYPES",
+  "METHOD",
+  "TEMPORAL_LENGTHS",
+  "Branch",
+  "EvanetMethod",
+  "EvanetSearchSpace",
+  "Genome",
+  "Stage",
+  "build_model",
+  "ensemble",
+  "genome_distance",
+  "mutation_schedule",
+  "zoo",
+]

@@ -22,8 +22,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 
-def conv3d(inputs: tf.Tensor, kernel: tf.Tensor,
-           strides: Sequence[int] = (1, 1, 1)) -> tf.Tensor:
+def conv3d(inputs: tf.Tensor, kernel: tf.Tensor, strides: Sequence[int] = (1, 1, 1)) -> tf.Tensor:
   """``tf.nn.conv3d(inputs, kernel, SAME)`` through one ``tf.nn.conv2d``.
 
   Args:
@@ -40,16 +39,18 @@ def conv3d(inputs: tf.Tensor, kernel: tf.Tensor,
   out_frames = math.ceil(frames / t_stride)
   pad = max((out_frames - 1) * t_stride + length - frames, 0)
   if pad:
-    inputs = tf.pad(inputs, [[0, 0], [pad // 2, pad - pad // 2], [0, 0],
-                             [0, 0], [0, 0]])
+    inputs = tf.pad(inputs, [[0, 0], [pad // 2, pad - pad // 2], [0, 0], [0, 0], [0, 0]])
   span = (out_frames - 1) * t_stride + 1
-  taps = [inputs[:, tap:tap + span:t_stride] for tap in range(length)]
+  taps = [inputs[:, tap : tap + span : t_stride] for tap in range(length)]
   stacked = taps[0] if length == 1 else tf.concat(taps, axis=-1)
   _, _, height, width, channels = stacked.shape
-  flat_kernel = tf.reshape(tf.transpose(kernel, (1, 2, 0, 3, 4)),
-                           (k_h, k_w, length * c_in, c_out))
-  y = tf.nn.conv2d(tf.reshape(stacked, (-1, height, width, channels)),
-                   flat_kernel, (1, h_stride, w_stride, 1), "SAME")
+  flat_kernel = tf.reshape(tf.transpose(kernel, (1, 2, 0, 3, 4)), (k_h, k_w, length * c_in, c_out))
+  y = tf.nn.conv2d(
+    tf.reshape(stacked, (-1, height, width, channels)),
+    flat_kernel,
+    (1, h_stride, w_stride, 1),
+    "SAME",
+  )
   return tf.reshape(y, (-1, out_frames, y.shape[1], y.shape[2], c_out))
 
 
@@ -73,19 +74,24 @@ class SpaceTimeConv3D(tf.keras.layers.Layer):
 
   def build(self, input_shape):
     self.kernel = self.add_weight(
-        name="kernel", shape=(*self.kernel_size, int(input_shape[-1]),
-                              self.filters),
-        initializer=tf.keras.initializers.HeNormal())
+      name="kernel",
+      shape=(*self.kernel_size, int(input_shape[-1]), self.filters),
+      initializer=tf.keras.initializers.HeNormal(),
+    )
 
   def call(self, inputs):
     return conv3d(inputs, tf.cast(self.kernel, inputs.dtype), self.strides)
 
   def compute_output_shape(self, input_shape):
-    sizes = [None if d is None else math.ceil(d / s)
-             for d, s in zip(input_shape[1:4], self.strides)]
+    sizes = [
+      None if d is None else math.ceil(d / s) for d, s in zip(input_shape[1:4], self.strides)
+    ]
     return (input_shape[0], *sizes, self.filters)
 
   def get_config(self):
-    return {**super().get_config(), "filters": self.filters,
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides)}
+    return {
+      **super().get_config(),
+      "filters": self.filters,
+      "kernel_size": list(self.kernel_size),
+      "strides": list(self.strides),
+    }

@@ -46,9 +46,13 @@ ENSEMBLE_DIR = "ensemble"
 SUMMARY = "ensemble.json"
 
 
-def select_diverse(records: Sequence[Record], genome_of: Callable[[Record], Genome],
-                   distance: Callable[[Genome, Genome], float], size: int,
-                   min_distance: float) -> list[Record]:
+def select_diverse(
+  records: Sequence[Record],
+  genome_of: Callable[[Record], Genome],
+  distance: Callable[[Genome, Genome], float],
+  size: int,
+  min_distance: float,
+) -> list[Record]:
   """The fittest records, best first, pairwise at least ``min_distance`` apart.
 
   Greedy: walk the successful records from the fittest down (the earlier
@@ -88,22 +92,21 @@ def ensemble_model(members: Sequence[Member], input_shape) -> tf.keras.Model:
   if any(m.stream == "flow" for m in members):
     streams["flow"] = flow_lib.ClipFlow(name="optical_flow")(clips)
   logits = [itgm.synthesize_itgm(m.model)(streams[m.stream]) for m in members]
-  mean = (logits[0] if len(logits) == 1 else
-          tf.keras.layers.Average(name="mean_logits")(logits))
+  mean = logits[0] if len(logits) == 1 else tf.keras.layers.Average(name="mean_logits")(logits)
   return tf.keras.Model(clips, mean, name="ensemble")
 
 
-def evaluate_members(members: Sequence[Member], validation: tf.data.Dataset
-                     ) -> tuple[list[float], float]:
+def evaluate_members(
+  members: Sequence[Member], validation: tf.data.Dataset
+) -> tuple[list[float], float]:
   """Accuracy of each member and of the mean of their logits, on RGB clips."""
   correct = np.zeros(len(members))
   ensemble_correct, count = 0, 0
   for clips, labels in validation:
-    flows = (flow_lib.clip_flow(clips) if any(m.stream == "flow" for m in members)
-             else None)
-    logits = np.stack([
-        m.model(flows if m.stream == "flow" else clips, training=False).numpy()
-        for m in members])
+    flows = flow_lib.clip_flow(clips) if any(m.stream == "flow" for m in members) else None
+    logits = np.stack(
+      [m.model(flows if m.stream == "flow" else clips, training=False).numpy() for m in members]
+    )
     labels = labels.numpy()
     correct += (logits.argmax(-1) == labels[None]).sum(axis=1)
     ensemble_correct += int((logits.mean(0).argmax(-1) == labels).sum())
@@ -126,25 +129,36 @@ class Ensemble:
     seed: seed of the members' trainer.
   """
 
-  def __init__(self, size: int = 2, min_distance: float = 4,
-               streams: Sequence[str] = ("rgb", "flow"),
-               train_config: Optional[trainer.TrainConfig] = None,
-               seed: int = 0):
+  def __init__(
+    self,
+    size: int = 2,
+    min_distance: float = 4,
+    streams: Sequence[str] = ("rgb", "flow"),
+    train_config: Optional[trainer.TrainConfig] = None,
+    seed: int = 0,
+  ):
     bad = [s for s in streams if s not in clips_lib.STREAMS]
     if bad or not streams or size < 1:
-      raise UserError(f"Ensemble needs size >= 1 and streams from "
-                      f"{clips_lib.STREAMS}; got size={size}, streams={streams}")
+      raise UserError(
+        f"Ensemble needs size >= 1 and streams from "
+        f"{clips_lib.STREAMS}; got size={size}, streams={streams}"
+      )
     self.size = size
     self.min_distance = min_distance
     self.streams = tuple(streams)
     self.train_config = train_config
     self.seed = seed
 
-  def __call__(self, *, workdir: str, method: Method, records: Sequence[Record],
-               strategy: Optional[tf.distribute.Strategy] = None,
-               train_config: Optional[trainer.TrainConfig] = None,
-               load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset
-               ) -> dict[str, Any]:
+  def __call__(
+    self,
+    *,
+    workdir: str,
+    method: Method,
+    records: Sequence[Record],
+    strategy: Optional[tf.distribute.Strategy] = None,
+    train_config: Optional[trainer.TrainConfig] = None,
+    load_dataset: Callable[[], datasets.VideoDataset] = datasets.load_dataset,
+  ) -> dict[str, Any]:
     """Selects, trains, evaluates and exports; returns ``ensemble.json``'s dict.
 
     Raises:
@@ -160,48 +174,67 @@ class Ensemble:
       print(format_summary(summary, out_dir), flush=True)
       return summary
     if not hasattr(method, "distance") or not hasattr(method, "with_stream"):
-      raise UserError(f"The {method.name} method has no genome distance or "
-                      "streams; ensembles are for EvaNet searches.")
-    chosen = select_diverse(records, lambda r: method.genome_from_dict(r.genome),
-                            method.distance, self.size, self.min_distance)
+      raise UserError(
+        f"The {method.name} method has no genome distance or "
+        "streams; ensembles are for EvaNet searches."
+      )
+    chosen = select_diverse(
+      records,
+      lambda r: method.genome_from_dict(r.genome),
+      method.distance,
+      self.size,
+      self.min_distance,
+    )
     if not chosen:
       raise UserError(f"No successful candidate in {workdir} to ensemble.")
     strategy = strategy or tf.distribute.get_strategy()
     config = self.train_config or train_config or trainer.TrainConfig()
     dataset = load_dataset()
-    print(f"Ensemble: {len(chosen)} architecture(s) (min distance "
-          f"{self.min_distance}) x streams {', '.join(self.streams)}: "
-          f"{', '.join(r.id for r in chosen)}", flush=True)
+    print(
+      f"Ensemble: {len(chosen)} architecture(s) (min distance "
+      f"{self.min_distance}) x streams {', '.join(self.streams)}: "
+      f"{', '.join(r.id for r in chosen)}",
+      flush=True,
+    )
     members = []
     for record in chosen:
       genome = method.genome_from_dict(record.genome)
       for stream in self.streams:
-        members.append(self._train_member(record, genome, stream, method,
-                                          strategy, config, dataset))
+        members.append(
+          self._train_member(record, genome, stream, method, strategy, config, dataset)
+        )
     genomes = [method.genome_from_dict(r.genome) for r in chosen]
     rgb_spec = dataclasses.replace(method.clip_spec(genomes[0]), stream="rgb")
-    validation = clips_lib.make_clips(dataset.validation, rgb_spec,
-                                      batch_size=config.eval_batch_size,
-                                      training=False)
+    validation = clips_lib.make_clips(
+      dataset.validation, rgb_spec, batch_size=config.eval_batch_size, training=False
+    )
     singles, ensemble_accuracy = evaluate_members(members, validation)
     tf.io.gfile.makedirs(out_dir)
     model = ensemble_model(members, rgb_spec.input_shape)
     export_lib.save_model(model, os.path.join(out_dir, "saved_model"))
     summary = {
-        "dataset": dataset.name, "size": self.size,
-        "min_distance": self.min_distance, "streams": list(self.streams),
-        "members": [{"record": m.record.id, "stream": m.stream,
-                     "search_accuracy": m.record.metrics.get("accuracy"),
-                     "accuracy": acc, "num_params": m.model.count_params(),
-                     "genome": m.record.genome}
-                    for m, acc in zip(members, singles)],
-        "pairwise_distance": [[method.distance(a, b) for b in genomes]
-                              for a in genomes],
-        "best_single_accuracy": max(singles),
-        "mean_single_accuracy": float(np.mean(singles)),
-        "ensemble_accuracy": ensemble_accuracy,
-        "saved_model": "saved_model", "num_params": int(model.count_params()),
-        "ensemble_s": round(time.perf_counter() - start, 1),
+      "dataset": dataset.name,
+      "size": self.size,
+      "min_distance": self.min_distance,
+      "streams": list(self.streams),
+      "members": [
+        {
+          "record": m.record.id,
+          "stream": m.stream,
+          "search_accuracy": m.record.metrics.get("accuracy"),
+          "accuracy": acc,
+          "num_params": m.model.count_params(),
+          "genome": m.record.genome,
+        }
+        for m, acc in zip(members, singles)
+      ],
+      "pairwise_distance": [[method.distance(a, b) for b in genomes] for a in genomes],
+      "best_single_accuracy": max(singles),
+      "mean_single_accuracy": float(np.mean(singles)),
+      "ensemble_accuracy": ensemble_accuracy,
+      "saved_model": "saved_model",
+      "num_params": int(model.count_params()),
+      "ensemble_s": round(time.perf_counter() - start, 1),
     }
     with tf.io.gfile.GFile(summary_path, "w") as f:
       json.dump(summary, f, indent=2, sort_keys=True)
@@ -209,38 +242,45 @@ class Ensemble:
     print(format_summary(summary, out_dir), flush=True)
     return summary
 
-  def _train_member(self, record, genome, stream, method, strategy, config,
-                    dataset) -> Member:
+  def _train_member(self, record, genome, stream, method, strategy, config, dataset) -> Member:
     member_method = method.with_stream(stream)
     spec = member_method.clip_spec(genome)
-    train_data = clips_lib.make_clips(dataset.train, spec,
-                                      batch_size=config.batch_size,
-                                      training=True, seed=self.seed)
-    eval_data = clips_lib.make_clips(dataset.validation, spec,
-                                     batch_size=config.eval_batch_size,
-                                     training=False)
+    train_data = clips_lib.make_clips(
+      dataset.train, spec, batch_size=config.batch_size, training=True, seed=self.seed
+    )
+    eval_data = clips_lib.make_clips(
+      dataset.validation, spec, batch_size=config.eval_batch_size, training=False
+    )
     tf.keras.utils.set_random_seed(self.seed)
     name = f"member_{record.id}_{stream}"
     metrics, _, model = trainer.train_and_evaluate(
-        strategy, lambda: member_method.build(genome, dataset.num_classes,
-                                              name=name),
-        train_data, eval_data, config)
-    print(f"  {record.id} on {stream}: accuracy {metrics['accuracy']:.3f}",
-          flush=True)
+      strategy,
+      lambda: member_method.build(genome, dataset.num_classes, name=name),
+      train_data,
+      eval_data,
+      config,
+    )
+    print(f"  {record.id} on {stream}: accuracy {metrics['accuracy']:.3f}", flush=True)
     return Member(record, stream, model, metrics)
 
 
 def format_summary(summary: dict[str, Any], out_dir: str) -> str:
   """The closing note: each member's accuracy against the ensemble's."""
-  lines = [f"Ensemble of {len(summary['members'])} models written to "
-           f"{out_dir}/saved_model", "| member | stream | accuracy |",
-           "|---|---|---|"]
+  lines = [
+    f"Ensemble of {len(summary['members'])} models written to {out_dir}/saved_model",
+    "| member | stream | accuracy |",
+    "|---|---|---|",
+  ]
   for m in summary["members"]:
     lines.append(f"| {m['record']} | {m['stream']} | {m['accuracy']:.3f} |")
-  lines.append(f"| ensemble (mean logits) | {'+'.join(summary['streams'])} | "
-               f"{summary['ensemble_accuracy']:.3f} |")
-  lines.append(f"Single vs ensemble: best single "
-               f"{summary['best_single_accuracy']:.3f}, mean single "
-               f"{summary['mean_single_accuracy']:.3f}, ensemble "
-               f"{summary['ensemble_accuracy']:.3f}.")
+  lines.append(
+    f"| ensemble (mean logits) | {'+'.join(summary['streams'])} | "
+    f"{summary['ensemble_accuracy']:.3f} |"
+  )
+  lines.append(
+    f"Single vs ensemble: best single "
+    f"{summary['best_single_accuracy']:.3f}, mean single "
+    f"{summary['mean_single_accuracy']:.3f}, ensemble "
+    f"{summary['ensemble_accuracy']:.3f}."
+  )
   return "\n".join(lines)

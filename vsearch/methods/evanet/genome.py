@@ -57,27 +57,31 @@ NUM_STAGES = 4
 
 # Which optional Branch fields each branch type uses.
 BRANCH_FIELDS = {
-    "1x1": (),
-    "maxpool": ("time",),
-    "conv": ("conv_type", "time"),
-    "conv2": ("conv_type", "time", "conv_type2", "time2"),
+  "1x1": (),
+  "maxpool": ("time",),
+  "conv": ("conv_type", "time"),
+  "conv2": ("conv_type", "time", "conv_type2", "time2"),
 }
 # Channels a branch needs: its narrowest inner conv runs at width // divisor.
 MIN_BRANCH_WIDTH = {"1x1": 1, "maxpool": 1, "conv": 2, "conv2": 4}
 
-_PUBLISHED_CONV_NAMES = {"0": "3d", "1": "itgm", "2": "2plus1d", "tgm": "itgm",
-                         "(2+1)d": "2plus1d", "2+1d": "2plus1d"}
-
-
-
-
+_PUBLISHED_CONV_NAMES = {
+  "0": "3d",
+  "1": "itgm",
+  "2": "2plus1d",
+  "tgm": "itgm",
+  "(2+1)d": "2plus1d",
+  "2+1d": "2plus1d",
+}
 
 
 def _check_time(value: Any, field: str) -> int:
-  if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-      or value not in TEMPORAL_LENGTHS):
-    checks.fail(field, value, "a temporal length in "
-          + ", ".join(map(str, TEMPORAL_LENGTHS)))
+  if (
+    isinstance(value, bool)
+    or not isinstance(value, numbers.Integral)
+    or value not in TEMPORAL_LENGTHS
+  ):
+    checks.fail(field, value, "a temporal length in " + ", ".join(map(str, TEMPORAL_LENGTHS)))
   return int(value)
 
 
@@ -85,8 +89,7 @@ def _check_conv_type(value: Any, field: str) -> str:
   if not isinstance(value, str) or value not in CONV_TYPES:
     hint = ""
     if str(value).lower() in _PUBLISHED_CONV_NAMES:
-      hint = f" (the published {value!r} is " \
-             f"{_PUBLISHED_CONV_NAMES[str(value).lower()]!r})"
+      hint = f" (the published {value!r} is {_PUBLISHED_CONV_NAMES[str(value).lower()]!r})"
     checks.fail(field, value, "one of " + ", ".join(map(repr, CONV_TYPES)) + hint)
   return value
 
@@ -124,8 +127,7 @@ class Branch:
           checks.fail(field, value, f"null (absent) for a {self.type!r} branch")
         continue
       if value is None:
-        checks.fail(field, value, f"a value: a {self.type!r} branch uses "
-              + ", ".join(used))
+        checks.fail(field, value, f"a value: a {self.type!r} branch uses " + ", ".join(used))
       check = _check_time if field.startswith("time") else _check_conv_type
       object.__setattr__(self, field, check(value, field))
 
@@ -141,8 +143,7 @@ class Branch:
     return f"conv2 {first} -> {self.conv_type2} t{self.time2}"
 
   def to_dict(self) -> dict[str, Any]:
-    return {"type": self.type,
-            **{f: getattr(self, f) for f in BRANCH_FIELDS[self.type]}}
+    return {"type": self.type, **{f: getattr(self, f) for f in BRANCH_FIELDS[self.type]}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,8 +167,11 @@ class Stage:
     object.__setattr__(self, "repeats", checks.check_int(self.repeats, "repeats"))
     object.__setattr__(self, "filters", checks.check_int(self.filters, "filters"))
     if not isinstance(self.branches, (list, tuple)) or not self.branches:
-      checks.fail("branches", self.branches, "a non-empty list of branches (a stage "
-            "without branches has no output)")
+      checks.fail(
+        "branches",
+        self.branches,
+        "a non-empty list of branches (a stage without branches has no output)",
+      )
     for i, branch in enumerate(self.branches):
       if not isinstance(branch, Branch):
         checks.fail(f"branches[{i}]", branch, "an evanet.Branch")
@@ -176,10 +180,11 @@ class Stage:
     if self.branch_width < need:
       widest = max(self.branches, key=lambda b: MIN_BRANCH_WIDTH[b.type]).type
       raise InvalidGenomeError(
-          f"branches: {len(self.branches)} branches share filters="
-          f"{self.filters}, {self.branch_width} channel(s) each, but a "
-          f"{widest!r} branch needs at least {need}; use fewer branches or "
-          "more filters")
+        f"branches: {len(self.branches)} branches share filters="
+        f"{self.filters}, {self.branch_width} channel(s) each, but a "
+        f"{widest!r} branch needs at least {need}; use fewer branches or "
+        "more filters"
+      )
 
   @property
   def branch_width(self) -> int:
@@ -192,12 +197,16 @@ class Stage:
     return self.branch_width * len(self.branches)
 
   def describe(self) -> str:
-    return (f"{self.repeats}x [" + " | ".join(b.describe() for b in self.branches)
-            + f"] {self.width} ch")
+    return (
+      f"{self.repeats}x [" + " | ".join(b.describe() for b in self.branches) + f"] {self.width} ch"
+    )
 
   def to_dict(self) -> dict[str, Any]:
-    return {"repeats": self.repeats, "filters": self.filters,
-            "branches": [b.to_dict() for b in self.branches]}
+    return {
+      "repeats": self.repeats,
+      "filters": self.filters,
+      "branches": [b.to_dict() for b in self.branches],
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,11 +237,10 @@ class Genome:
     _check_conv_type(self.stem_conv_type, "stem_conv_type")
     for field in ("stem_time", "pool1_time", "pool3_time", "pool4_time"):
       object.__setattr__(self, field, _check_time(getattr(self, field), field))
-    object.__setattr__(self, "stem_filters",
-                       checks.check_int(self.stem_filters, "stem_filters",
-                                  minimum=2))
-    if (not isinstance(self.stages, (list, tuple))
-        or len(self.stages) != NUM_STAGES):
+    object.__setattr__(
+      self, "stem_filters", checks.check_int(self.stem_filters, "stem_filters", minimum=2)
+    )
+    if not isinstance(self.stages, (list, tuple)) or len(self.stages) != NUM_STAGES:
       checks.fail("stages", self.stages, f"a list of exactly {NUM_STAGES} stages")
     for i, stage in enumerate(self.stages):
       if not isinstance(stage, Stage):
@@ -241,18 +249,25 @@ class Genome:
 
   def describe(self) -> str:
     """A multi-line summary: stem, pools and one line per stage."""
-    lines = [f"stem {self.stem_conv_type} t{self.stem_time} "
-             f"{self.stem_filters} ch; pool times {self.pool1_time}/"
-             f"{self.pool1_time}/{self.pool3_time}/{self.pool4_time}"]
+    lines = [
+      f"stem {self.stem_conv_type} t{self.stem_time} "
+      f"{self.stem_filters} ch; pool times {self.pool1_time}/"
+      f"{self.pool1_time}/{self.pool3_time}/{self.pool4_time}"
+    ]
     lines += [f"res{i + 2}: {s.describe()}" for i, s in enumerate(self.stages)]
     return "\n".join(lines)
 
   def to_dict(self) -> dict[str, Any]:
     """A JSON-compatible dict that ``Genome.from_dict`` reads back."""
-    return {"stem_conv_type": self.stem_conv_type, "stem_time": self.stem_time,
-            "pool1_time": self.pool1_time, "pool3_time": self.pool3_time,
-            "pool4_time": self.pool4_time, "stem_filters": self.stem_filters,
-            "stages": [s.to_dict() for s in self.stages]}
+    return {
+      "stem_conv_type": self.stem_conv_type,
+      "stem_time": self.stem_time,
+      "pool1_time": self.pool1_time,
+      "pool3_time": self.pool3_time,
+      "pool4_time": self.pool4_time,
+      "stem_filters": self.stem_filters,
+      "stages": [s.to_dict() for s in self.stages],
+    }
 
   @classmethod
   def from_dict(cls, data: Any) -> "Genome":
@@ -262,8 +277,9 @@ class Genome:
       InvalidGenomeError: keys are unknown or missing, or a value is of the
         wrong type or out of range; the message names the field's path.
     """
-    checks.check_keys(data, _GENOME_KEYS, "genome",
-                      required=tuple(k for k in _GENOME_KEYS if k != "stem_filters"))
+    checks.check_keys(
+      data, _GENOME_KEYS, "genome", required=tuple(k for k in _GENOME_KEYS if k != "stem_filters")
+    )
     if not isinstance(data["stages"], list):
       checks.fail("stages", data["stages"], "a list of stage objects")
     stages = []
@@ -274,25 +290,35 @@ class Genome:
         checks.fail(f"{path}.branches", stage["branches"], "a list of branch objects")
       branches = []
       for j, branch in enumerate(stage["branches"]):
-        checks.check_keys(branch, ("type",) + tuple(BRANCH_FIELDS["conv2"]),
-                    f"{path}.branches[{j}]", required=("type",))
+        checks.check_keys(
+          branch,
+          ("type",) + tuple(BRANCH_FIELDS["conv2"]),
+          f"{path}.branches[{j}]",
+          required=("type",),
+        )
         try:
           branches.append(Branch(**branch))
         except InvalidGenomeError as e:
           raise InvalidGenomeError(f"{path}.branches[{j}].{e}") from None
       try:
-        stages.append(Stage(repeats=stage["repeats"], filters=stage["filters"],
-                            branches=tuple(branches)))
+        stages.append(
+          Stage(repeats=stage["repeats"], filters=stage["filters"], branches=tuple(branches))
+        )
       except InvalidGenomeError as e:
         raise InvalidGenomeError(f"{path}.{e}") from None
     fields = {k: data[k] for k in _GENOME_KEYS if k in data and k != "stages"}
     return cls(stages=tuple(stages), **fields)
 
 
-_GENOME_KEYS = ("stem_conv_type", "stem_time", "pool1_time", "pool3_time",
-                "pool4_time", "stem_filters", "stages")
-
-
+_GENOME_KEYS = (
+  "stem_conv_type",
+  "stem_time",
+  "pool1_time",
+  "pool3_time",
+  "pool4_time",
+  "stem_filters",
+  "stages",
+)
 
 
 def genome_distance(a: Genome, b: Genome) -> int:
@@ -308,9 +334,17 @@ def genome_distance(a: Genome, b: Genome) -> int:
   genomes at distance 0 build the same model up to the order of channels.
   Each term is a metric, so the sum is one too.
   """
-  distance = sum(getattr(a, f) != getattr(b, f) for f in (
-      "stem_conv_type", "stem_time", "pool1_time", "pool3_time", "pool4_time",
-      "stem_filters"))
+  distance = sum(
+    getattr(a, f) != getattr(b, f)
+    for f in (
+      "stem_conv_type",
+      "stem_time",
+      "pool1_time",
+      "pool3_time",
+      "pool4_time",
+      "stem_filters",
+    )
+  )
   for x, y in zip(a.stages, b.stages):
     left, right = Counter(x.branches), Counter(y.branches)
     distance += abs(x.repeats - y.repeats) + (x.filters != y.filters)

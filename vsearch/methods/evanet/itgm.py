@@ -43,17 +43,23 @@ class ITGMConv3D(tf.keras.layers.Layer):
     num_mixtures: M, the Cauchy curves mixed into each temporal profile.
   """
 
-  def __init__(self, filters: int, kernel_size: Sequence[int],
-               strides: Sequence[int] = (1, 1, 1),
-               num_mixtures: int = DEFAULT_MIXTURES, **kwargs):
+  def __init__(
+    self,
+    filters: int,
+    kernel_size: Sequence[int],
+    strides: Sequence[int] = (1, 1, 1),
+    num_mixtures: int = DEFAULT_MIXTURES,
+    **kwargs,
+  ):
     super().__init__(**kwargs)
     self.filters = int(filters)
     self.kernel_size = tuple(int(k) for k in kernel_size)
     self.strides = tuple(int(s) for s in strides)
     self.num_mixtures = int(num_mixtures)
     if len(self.kernel_size) != 3 or len(self.strides) != 3:
-      raise ValueError("ITGMConv3D needs a 3-D kernel_size and strides, got "
-                       f"{kernel_size} and {strides}")
+      raise ValueError(
+        f"ITGMConv3D needs a 3-D kernel_size and strides, got {kernel_size} and {strides}"
+      )
 
   def build(self, input_shape):
     channels_in = int(input_shape[-1])
@@ -62,17 +68,25 @@ class ITGMConv3D(tf.keras.layers.Layer):
     # He-normal over the spatial fan-in: the temporal profile sums to 1,
     # so the synthesized kernel keeps a spatial conv's scale.
     self.spatial_kernel = self.add_weight(
-        name="spatial_kernel", shape=(k_h, k_w, channels_in, self.filters),
-        initializer=tf.keras.initializers.HeNormal())
+      name="spatial_kernel",
+      shape=(k_h, k_w, channels_in, self.filters),
+      initializer=tf.keras.initializers.HeNormal(),
+    )
     self.raw_centers = self.add_weight(
-        name="raw_centers", shape=(mixtures,),
-        initializer=tf.keras.initializers.RandomNormal(stddev=0.5))
+      name="raw_centers",
+      shape=(mixtures,),
+      initializer=tf.keras.initializers.RandomNormal(stddev=0.5),
+    )
     self.raw_widths = self.add_weight(
-        name="raw_widths", shape=(mixtures,),
-        initializer=tf.keras.initializers.RandomNormal(stddev=0.1))
+      name="raw_widths",
+      shape=(mixtures,),
+      initializer=tf.keras.initializers.RandomNormal(stddev=0.1),
+    )
     self.mixing_logits = self.add_weight(
-        name="mixing_logits", shape=(channels_in, self.filters, mixtures),
-        initializer=tf.keras.initializers.TruncatedNormal(stddev=1.0))
+      name="mixing_logits",
+      shape=(channels_in, self.filters, mixtures),
+      initializer=tf.keras.initializers.TruncatedNormal(stddev=1.0),
+    )
 
   def temporal_curves(self) -> tf.Tensor:
     """The M normalised Cauchy curves over the L taps: (M, L)."""
@@ -91,30 +105,38 @@ class ITGMConv3D(tf.keras.layers.Layer):
 
   def kernel(self) -> tf.Tensor:
     """The synthesized Conv3D kernel: (L, k_h, k_w, C_in, C_out)."""
-    return (self.spatial_kernel[None, :, :, :, :]
-            * self.temporal_profiles()[:, None, None, :, :])
+    return self.spatial_kernel[None, :, :, :, :] * self.temporal_profiles()[:, None, None, :, :]
 
   def call(self, inputs):
-    return conv3d_lib.conv3d(inputs, tf.cast(self.kernel(), inputs.dtype),
-                             self.strides)
+    return conv3d_lib.conv3d(inputs, tf.cast(self.kernel(), inputs.dtype), self.strides)
 
   def compute_output_shape(self, input_shape):
-    sizes = [None if d is None else math.ceil(d / s)
-             for d, s in zip(input_shape[1:4], self.strides)]
+    sizes = [
+      None if d is None else math.ceil(d / s) for d, s in zip(input_shape[1:4], self.strides)
+    ]
     return (input_shape[0], *sizes, self.filters)
 
   def get_config(self):
     config = super().get_config()
-    config.update(filters=self.filters, kernel_size=list(self.kernel_size),
-                  strides=list(self.strides), num_mixtures=self.num_mixtures)
+    config.update(
+      filters=self.filters,
+      kernel_size=list(self.kernel_size),
+      strides=list(self.strides),
+      num_mixtures=self.num_mixtures,
+    )
     return config
 
   def to_conv3d(self) -> tf.keras.layers.Conv3D:
     """A built ``Conv3D`` of the same name holding the synthesized kernel."""
     kernel = self.kernel()
     conv = tf.keras.layers.Conv3D(
-        self.filters, self.kernel_size, strides=self.strides, padding="same",
-        use_bias=False, name=self.name)
+      self.filters,
+      self.kernel_size,
+      strides=self.strides,
+      padding="same",
+      use_bias=False,
+      name=self.name,
+    )
     conv.build((None, None, None, None, int(kernel.shape[3])))
     conv.set_weights([kernel.numpy()])
     return conv
@@ -133,8 +155,13 @@ def synthesize_itgm(model: tf.keras.Model) -> tf.keras.Model:
     if isinstance(layer, (ITGMConv3D, conv3d_lib.SpaceTimeConv3D)):
       replaced[layer.name] = layer
       return tf.keras.layers.Conv3D(
-          layer.filters, layer.kernel_size, strides=layer.strides,
-          padding="same", use_bias=False, name=layer.name)
+        layer.filters,
+        layer.kernel_size,
+        strides=layer.strides,
+        padding="same",
+        use_bias=False,
+        name=layer.name,
+      )
     return layer.__class__.from_config(layer.get_config())
 
   copy = tf.keras.models.clone_model(model, clone_function=clone)

@@ -35,8 +35,7 @@ from vsearch.methods.evanet.genome import (
 )
 from vsearch.methods.evanet.model import build_model
 
-MUTATION_KINDS = ("branch_type", "conv_type", "time", "add_branch",
-                  "remove_branch", "repeats")
+MUTATION_KINDS = ("branch_type", "conv_type", "time", "add_branch", "remove_branch", "repeats")
 
 
 @gin.configurable
@@ -65,35 +64,42 @@ class EvanetSearchSpace:
   stage_filters: Sequence[int] = (256, 512, 1024, 2048)
 
   def __post_init__(self):
-    for name, allowed in (("branch_types", BRANCH_TYPES),
-                          ("conv_types", CONV_TYPES),
-                          ("temporal_lengths", TEMPORAL_LENGTHS),
-                          ("repeats", None), ("stage_filters", None)):
+    for name, allowed in (
+      ("branch_types", BRANCH_TYPES),
+      ("conv_types", CONV_TYPES),
+      ("temporal_lengths", TEMPORAL_LENGTHS),
+      ("repeats", None),
+      ("stage_filters", None),
+    ):
       value = getattr(self, name)
       if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise UserError(f"EvanetSearchSpace.{name} must be a non-empty list, "
-                        f"got {value!r}")
+        raise UserError(f"EvanetSearchSpace.{name} must be a non-empty list, got {value!r}")
       if allowed is None:
-        bad = [v for v in value
-               if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+        bad = [v for v in value if not isinstance(v, int) or isinstance(v, bool) or v < 1]
       else:
         bad = [v for v in value if v not in allowed]
       if bad:
-        raise UserError(f"EvanetSearchSpace.{name} holds invalid choices "
-                        f"{bad}; allowed: {allowed or 'positive ints'}")
+        raise UserError(
+          f"EvanetSearchSpace.{name} holds invalid choices "
+          f"{bad}; allowed: {allowed or 'positive ints'}"
+        )
       object.__setattr__(self, name, tuple(value))
     if len(self.stage_filters) != NUM_STAGES:
-      raise UserError(f"EvanetSearchSpace.stage_filters needs {NUM_STAGES} "
-                      f"widths, got {self.stage_filters}")
+      raise UserError(
+        f"EvanetSearchSpace.stage_filters needs {NUM_STAGES} widths, got {self.stage_filters}"
+      )
     if not 1 <= self.min_branches <= self.max_branches:
-      raise UserError("EvanetSearchSpace needs 1 <= min_branches <= "
-                      f"max_branches, got {self.min_branches} and "
-                      f"{self.max_branches}")
+      raise UserError(
+        "EvanetSearchSpace needs 1 <= min_branches <= "
+        f"max_branches, got {self.min_branches} and "
+        f"{self.max_branches}"
+      )
 
 
 @gin.configurable
-def mutation_schedule(progress: float, early: int = 4, late: int = 1,
-                      decay_until: float = 0.5) -> int:
+def mutation_schedule(
+  progress: float, early: int = 4, late: int = 1, decay_until: float = 0.5
+) -> int:
   """How many mutations make a child at this point of the search.
 
   EvaNet mutates "massively" early, for diverse architectures, and little
@@ -107,12 +113,9 @@ def mutation_schedule(progress: float, early: int = 4, late: int = 1,
     decay_until: progress at which the count reaches ``late``.
   """
   if early < 1 or late < 1:
-    raise UserError(f"mutation_schedule needs early and late >= 1, got "
-                    f"{early} and {late}")
+    raise UserError(f"mutation_schedule needs early and late >= 1, got {early} and {late}")
   fraction = min(max(progress, 0.0) / decay_until, 1.0) if decay_until > 0 else 1.0
   return int(round(early + (late - early) * fraction))
-
-
 
 
 def _replace_stage(genome: Genome, s: int, **changes) -> Genome:
@@ -144,31 +147,36 @@ class EvanetMethod:
 
   name = "evanet"
 
-  def __init__(self, space: Optional[EvanetSearchSpace] = None,
-               num_frames: int = 32, frame_stride: int = 2,
-               resolution: int = 224, stream: str = "rgb",
-               dropout_rate: float = 0.5,
-               num_mutations: Callable[[float], int] = mutation_schedule,
-               max_attempts: int = 1000):
+  def __init__(
+    self,
+    space: Optional[EvanetSearchSpace] = None,
+    num_frames: int = 32,
+    frame_stride: int = 2,
+    resolution: int = 224,
+    stream: str = "rgb",
+    dropout_rate: float = 0.5,
+    num_mutations: Callable[[float], int] = mutation_schedule,
+    max_attempts: int = 1000,
+  ):
     if stream not in STREAMS:
-      raise UserError(f"EvanetMethod.stream must be one of {STREAMS}, got "
-                      f"{stream!r}")
+      raise UserError(f"EvanetMethod.stream must be one of {STREAMS}, got {stream!r}")
     self.space = space if space is not None else EvanetSearchSpace()
-    self.clip = ClipSpec(num_frames=num_frames, frame_stride=frame_stride,
-                         resolution=resolution, stream=stream)
+    self.clip = ClipSpec(
+      num_frames=num_frames, frame_stride=frame_stride, resolution=resolution, stream=stream
+    )
     self.stream = stream
     self.dropout_rate = dropout_rate
     self.num_mutations = num_mutations
     self.max_attempts = max_attempts
 
-  def sample_branch(self, rng: np.random.Generator,
-                    types: Optional[Sequence[str]] = None) -> Branch:
+  def sample_branch(
+    self, rng: np.random.Generator, types: Optional[Sequence[str]] = None
+  ) -> Branch:
     """A random branch of one of ``types`` (the space's by default)."""
     kind = base.choice(rng, types or self.space.branch_types)
     values = {}
     for field in BRANCH_FIELDS[kind]:
-      options = (self.space.temporal_lengths if field.startswith("time")
-                 else self.space.conv_types)
+      options = self.space.temporal_lengths if field.startswith("time") else self.space.conv_types
       values[field] = base.choice(rng, options)
     return Branch(type=kind, **values)
 
@@ -185,23 +193,33 @@ class EvanetMethod:
         stages = []
         for filters in space.stage_filters:
           count = int(rng.integers(space.min_branches, space.max_branches + 1))
-          stages.append(Stage(
-              repeats=base.choice(rng, space.repeats), filters=filters,
-              branches=tuple(self.sample_branch(rng) for _ in range(count))))
-        return Genome(stem_conv_type=base.choice(rng, space.conv_types),
-                      stem_time=base.choice(rng, space.temporal_lengths),
-                      pool1_time=base.choice(rng, space.temporal_lengths),
-                      pool3_time=base.choice(rng, space.temporal_lengths),
-                      pool4_time=base.choice(rng, space.temporal_lengths),
-                      stages=tuple(stages), stem_filters=space.stem_filters)
+          stages.append(
+            Stage(
+              repeats=base.choice(rng, space.repeats),
+              filters=filters,
+              branches=tuple(self.sample_branch(rng) for _ in range(count)),
+            )
+          )
+        return Genome(
+          stem_conv_type=base.choice(rng, space.conv_types),
+          stem_time=base.choice(rng, space.temporal_lengths),
+          pool1_time=base.choice(rng, space.temporal_lengths),
+          pool3_time=base.choice(rng, space.temporal_lengths),
+          pool4_time=base.choice(rng, space.temporal_lengths),
+          stages=tuple(stages),
+          stem_filters=space.stem_filters,
+        )
       except InvalidGenomeError:
         continue
-    raise UserError(f"No valid EvaNet genome in {self.max_attempts} draws: "
-                    "EvanetSearchSpace.stage_filters are too small for "
-                    "max_branches; raise the filters or lower max_branches.")
+    raise UserError(
+      f"No valid EvaNet genome in {self.max_attempts} draws: "
+      "EvanetSearchSpace.stage_filters are too small for "
+      "max_branches; raise the filters or lower max_branches."
+    )
 
-  def mutate(self, genome: Genome, rng: np.random.Generator,
-             progress: float = 0.0) -> tuple[Genome, str]:
+  def mutate(
+    self, genome: Genome, rng: np.random.Generator, progress: float = 0.0
+  ) -> tuple[Genome, str]:
     """A valid child made by ``num_mutations(progress)`` mutations in a row.
 
     Each mutation is one of ``MUTATION_KINDS``: change a branch's type, a
@@ -229,8 +247,7 @@ class EvanetMethod:
         return child, "; ".join(changes)
     raise UserError(f"EvanetSearchSpace offers no valid mutation of {genome}.")
 
-  def _mutate_once(self, genome: Genome,
-                   rng: np.random.Generator) -> tuple[Genome, str]:
+  def _mutate_once(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
     for _ in range(self.max_attempts):
       kind = base.choice(rng, MUTATION_KINDS)
       proposal = getattr(self, f"_{kind}")(genome, rng)
@@ -254,34 +271,42 @@ class EvanetMethod:
       return None
     new = self.sample_branch(rng, types)
     # Keep the fields the two types share, so the change is the type alone.
-    kept = {f: getattr(old, f) for f in BRANCH_FIELDS[new.type]
-            if getattr(old, f) is not None}
+    kept = {f: getattr(old, f) for f in BRANCH_FIELDS[new.type] if getattr(old, f) is not None}
     new = dataclasses.replace(new, **kept)
-    return (lambda: _replace_branch(genome, s, j, new),
-            f"res{s + 2} branch {j}: {old.describe()} -> {new.describe()}")
+    return (
+      lambda: _replace_branch(genome, s, j, new),
+      f"res{s + 2} branch {j}: {old.describe()} -> {new.describe()}",
+    )
 
   def _slots(self, genome: Genome, prefix: str):
     """(description, getter value, setter) of every field named ``prefix*``."""
     slots = []
-    for field in ("stem_time", "pool1_time", "pool3_time", "pool4_time",
-                  "stem_conv_type"):
+    for field in ("stem_time", "pool1_time", "pool3_time", "pool4_time", "stem_conv_type"):
       if field.startswith("stem_conv") == (prefix == "conv_type"):
-        slots.append((field, getattr(genome, field),
-                      lambda v, f=field: dataclasses.replace(genome, **{f: v})))
+        slots.append(
+          (field, getattr(genome, field), lambda v, f=field: dataclasses.replace(genome, **{f: v}))
+        )
     for s, stage in enumerate(genome.stages):
       for j, branch in enumerate(stage.branches):
         for field in BRANCH_FIELDS[branch.type]:
           if field.startswith(prefix):
-            slots.append((
+            slots.append(
+              (
                 f"res{s + 2} branch {j} ({branch.describe()}) {field}",
                 getattr(branch, field),
                 lambda v, s=s, j=j, b=branch, f=field: _replace_branch(
-                    genome, s, j, dataclasses.replace(b, **{f: v}))))
+                  genome, s, j, dataclasses.replace(b, **{f: v})
+                ),
+              )
+            )
     return slots
 
   def _change_slot(self, genome, rng, prefix: str, options: Sequence[Any]):
-    slots = [(d, old, set_) for d, old, set_ in self._slots(genome, prefix)
-             if any(o != old for o in options)]
+    slots = [
+      (d, old, set_)
+      for d, old, set_ in self._slots(genome, prefix)
+      if any(o != old for o in options)
+    ]
     if not slots:
       return None
     description, old, set_ = base.choice(rng, slots)
@@ -295,29 +320,31 @@ class EvanetMethod:
     return self._change_slot(genome, rng, "time", self.space.temporal_lengths)
 
   def _add_branch(self, genome, rng):
-    stages = [s for s, st in enumerate(genome.stages)
-              if len(st.branches) < self.space.max_branches]
+    stages = [s for s, st in enumerate(genome.stages) if len(st.branches) < self.space.max_branches]
     if not stages:
       return None
     s = base.choice(rng, stages)
     at = int(rng.integers(len(genome.stages[s].branches) + 1))
     new = self.sample_branch(rng)
     branches = genome.stages[s].branches
-    return (lambda: _replace_stage(
-        genome, s, branches=branches[:at] + (new,) + branches[at:]),
-            f"res{s + 2} add branch {at}: {new.describe()}")
+    return (
+      lambda: _replace_stage(genome, s, branches=branches[:at] + (new,) + branches[at:]),
+      f"res{s + 2} add branch {at}: {new.describe()}",
+    )
 
   def _remove_branch(self, genome, rng):
-    stages = [s for s, st in enumerate(genome.stages)
-              if len(st.branches) > max(self.space.min_branches, 1)]
+    stages = [
+      s for s, st in enumerate(genome.stages) if len(st.branches) > max(self.space.min_branches, 1)
+    ]
     if not stages:
       return None
     s = base.choice(rng, stages)
     branches = genome.stages[s].branches
     at = int(rng.integers(len(branches)))
-    return (lambda: _replace_stage(
-        genome, s, branches=branches[:at] + branches[at + 1:]),
-            f"res{s + 2} remove branch {at}: {branches[at].describe()}")
+    return (
+      lambda: _replace_stage(genome, s, branches=branches[:at] + branches[at + 1 :]),
+      f"res{s + 2} remove branch {at}: {branches[at].describe()}",
+    )
 
   def _repeats(self, genome, rng):
     s = int(rng.integers(NUM_STAGES))
@@ -326,8 +353,7 @@ class EvanetMethod:
     if not options:
       return None
     new = base.choice(rng, options)
-    return (lambda: _replace_stage(genome, s, repeats=new),
-            f"res{s + 2} repeats {old} -> {new}")
+    return (lambda: _replace_stage(genome, s, repeats=new), f"res{s + 2} repeats {old} -> {new}")
 
   def genome_from_dict(self, data: dict[str, Any]) -> Genome:
     """Reads a ``Genome.to_dict`` dict; raises InvalidGenomeError."""
@@ -340,16 +366,22 @@ class EvanetMethod:
 
   def build(self, genome: Genome, num_classes: int, name: str = "evanet"):
     """The Keras model: clips (B, T, H, W, C) -> logits (B, classes)."""
-    return build_model(genome, num_classes, self.clip.input_shape,
-                       dropout_rate=self.dropout_rate, name=name)
+    return build_model(
+      genome, num_classes, self.clip.input_shape, dropout_rate=self.dropout_rate, name=name
+    )
 
   def with_stream(self, stream: str) -> "EvanetMethod":
     """This method, reading ``stream`` ('rgb' or 'flow') instead."""
     return EvanetMethod(
-        space=self.space, num_frames=self.clip.num_frames,
-        frame_stride=self.clip.frame_stride, resolution=self.clip.resolution,
-        stream=stream, dropout_rate=self.dropout_rate,
-        num_mutations=self.num_mutations, max_attempts=self.max_attempts)
+      space=self.space,
+      num_frames=self.clip.num_frames,
+      frame_stride=self.clip.frame_stride,
+      resolution=self.clip.resolution,
+      stream=stream,
+      dropout_rate=self.dropout_rate,
+      num_mutations=self.num_mutations,
+      max_attempts=self.max_attempts,
+    )
 
   def distance(self, a: Genome, b: Genome) -> int:
     """``genome_distance``: edits between two architectures."""

@@ -38,8 +38,9 @@ def _conv3d(x, filters: int, kernel, strides=(1, 1, 1), *, name: str):
   return conv3d.SpaceTimeConv3D(filters, kernel, strides, name=name)(x)
 
 
-def space_time_conv(x, conv_type: str, filters: int, time: int, size: int,
-                    strides=(1, 1, 1), *, name: str):
+def space_time_conv(
+  x, conv_type: str, filters: int, time: int, size: int, strides=(1, 1, 1), *, name: str
+):
   """A (time, size, size) conv of ``conv_type``, without BN on its output."""
   if conv_type == "3d":
     return _conv3d(x, filters, (time, size, size), strides, name=name)
@@ -47,12 +48,10 @@ def space_time_conv(x, conv_type: str, filters: int, time: int, size: int,
     return itgm.ITGMConv3D(filters, (time, size, size), strides, name=name)(x)
   if conv_type == "2plus1d":
     t_stride, h_stride, w_stride = strides
-    x = _conv3d(x, max(filters // 2, 1), (time, 1, 1), (t_stride, 1, 1),
-                name=f"{name}_temporal")
+    x = _conv3d(x, max(filters // 2, 1), (time, 1, 1), (t_stride, 1, 1), name=f"{name}_temporal")
     x = layers.batch_norm(x, name=f"{name}_temporal_bn")
     x = tf.keras.layers.ReLU(name=f"{name}_temporal_relu")(x)
-    return _conv3d(x, filters, (1, size, size), (1, h_stride, w_stride),
-                   name=f"{name}_spatial")
+    return _conv3d(x, filters, (1, size, size), (1, h_stride, w_stride), name=f"{name}_spatial")
   raise ValueError(f"unknown conv type {conv_type!r}")
 
 
@@ -68,8 +67,9 @@ def _branch(x, branch: Branch, width: int, use_time: bool, name: str):
   if branch.type == "1x1":
     return _bn(_conv3d(x, width, 1, name=f"{name}_1x1"), False, f"{name}_1x1")
   if branch.type == "maxpool":
-    x = tf.keras.layers.MaxPooling3D((branch.time, 3, 3), strides=1,
-                                     padding="same", name=f"{name}_pool")(x)
+    x = tf.keras.layers.MaxPooling3D(
+      (branch.time, 3, 3), strides=1, padding="same", name=f"{name}_pool"
+    )(x)
     return _bn(_conv3d(x, width, 1, name=f"{name}_1x1"), False, f"{name}_1x1")
   if branch.type == "conv":
     x = _bn(_conv3d(x, width // 2, 1, name=f"{name}_1x1"), True, f"{name}_1x1")
@@ -78,33 +78,33 @@ def _branch(x, branch: Branch, width: int, use_time: bool, name: str):
   # conv2
   time2 = branch.time2 if use_time else 1
   x = _bn(_conv3d(x, width // 4, 1, name=f"{name}_1x1"), True, f"{name}_1x1")
-  x = space_time_conv(x, branch.conv_type, width // 2, time, 3,
-                      name=f"{name}_conv")
+  x = space_time_conv(x, branch.conv_type, width // 2, time, 3, name=f"{name}_conv")
   x = _bn(x, True, f"{name}_conv")
-  x = space_time_conv(x, branch.conv_type2, width, time2, 3,
-                      name=f"{name}_conv2")
+  x = space_time_conv(x, branch.conv_type2, width, time2, 3, name=f"{name}_conv2")
   return _bn(x, False, f"{name}_conv2")
 
 
 def _unit(x, stage: Stage, repeat: int, name: str):
   """One residual unit of ``stage``."""
   use_time = repeat % 2 == 0
-  outputs = [_branch(x, b, stage.branch_width, use_time, f"{name}_b{j}")
-             for j, b in enumerate(stage.branches)]
-  y = (outputs[0] if len(outputs) == 1 else
-       tf.keras.layers.Concatenate(name=f"{name}_concat")(outputs))
+  outputs = [
+    _branch(x, b, stage.branch_width, use_time, f"{name}_b{j}")
+    for j, b in enumerate(stage.branches)
+  ]
+  y = (
+    outputs[0] if len(outputs) == 1 else tf.keras.layers.Concatenate(name=f"{name}_concat")(outputs)
+  )
   if repeat == 0:
-    shortcut = _bn(_conv3d(x, stage.width, 1, name=f"{name}_shortcut"), False,
-                   f"{name}_shortcut")
+    shortcut = _bn(_conv3d(x, stage.width, 1, name=f"{name}_shortcut"), False, f"{name}_shortcut")
   else:
     shortcut = x
   y = tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
   return tf.keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def build_model(genome: Genome, num_classes: int, input_shape,
-                dropout_rate: float = 0.5, name: str = "evanet"
-                ) -> tf.keras.Model:
+def build_model(
+  genome: Genome, num_classes: int, input_shape, dropout_rate: float = 0.5, name: str = "evanet"
+) -> tf.keras.Model:
   """Builds the Keras model of ``genome``.
 
   Layers are named ``stem``, ``pool1``..``pool4``, ``res{s}_u{r}_b{j}_*``
@@ -122,27 +122,32 @@ def build_model(genome: Genome, num_classes: int, input_shape,
     A model from float32 clips (B, T, H, W, C) to logits (B, num_classes).
   """
   clips = tf.keras.Input(shape=tuple(input_shape), name="clips")
-  x = space_time_conv(clips, genome.stem_conv_type, genome.stem_filters,
-                      genome.stem_time, 7, (2, 2, 2), name="stem")
+  x = space_time_conv(
+    clips, genome.stem_conv_type, genome.stem_filters, genome.stem_time, 7, (2, 2, 2), name="stem"
+  )
   x = _bn(x, True, "stem")
-  x = tf.keras.layers.MaxPooling3D((genome.pool1_time, 3, 3), (2, 2, 2),
-                                   padding="same", name="pool1")(x)
-  pools = {1: (genome.pool1_time, 3), 2: (genome.pool3_time, 2),
-           3: (genome.pool4_time, 2)}
+  x = tf.keras.layers.MaxPooling3D(
+    (genome.pool1_time, 3, 3), (2, 2, 2), padding="same", name="pool1"
+  )(x)
+  pools = {1: (genome.pool1_time, 3), 2: (genome.pool3_time, 2), 3: (genome.pool4_time, 2)}
   for s, stage in enumerate(genome.stages):
     if s:
       time, size = pools[s]
-      x = tf.keras.layers.MaxPooling3D((time, size, size), (1, 2, 2),
-                                       padding="same", name=f"pool{s + 1}")(x)
+      x = tf.keras.layers.MaxPooling3D(
+        (time, size, size), (1, 2, 2), padding="same", name=f"pool{s + 1}"
+      )(x)
     for r in range(stage.repeats):
       x = _unit(x, stage, r, name=f"res{s + 2}_u{r}")
   frames = x.shape[1]
   x = tf.keras.layers.AveragePooling3D(
-      (min(frames, 2), x.shape[2], x.shape[3]), strides=1, padding="valid",
-      name="head_pool")(x)
+    (min(frames, 2), x.shape[2], x.shape[3]), strides=1, padding="valid", name="head_pool"
+  )(x)
   x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
   x = tf.keras.layers.Conv3D(
-      num_classes, 1, kernel_initializer=tf.keras.initializers.RandomNormal(
-          stddev=0.01), name="logits_conv")(x)
+    num_classes,
+    1,
+    kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01),
+    name="logits_conv",
+  )(x)
   logits = tf.keras.layers.GlobalAveragePooling3D(name="logits")(x)
   return tf.keras.Model(clips, logits, name=name)

@@ -20,42 +20,61 @@ def _conv(conv_type: str, time: int) -> Branch:
 
 
 def _conv2(conv_type: str, time: int, conv_type2: str, time2: int) -> Branch:
-  return Branch("conv2", conv_type=conv_type, time=time,
-                conv_type2=conv_type2, time2=time2)
+  return Branch("conv2", conv_type=conv_type, time=time, conv_type2=conv_type2, time2=time2)
 
 
 _1X1 = Branch("1x1")
 
 
 def _genome(pool_times, stages) -> Genome:
-  return Genome(stem_conv_type="2plus1d", stem_time=3,
-                pool1_time=pool_times[0], pool3_time=pool_times[1],
-                pool4_time=pool_times[2], stem_filters=64,
-                stages=tuple(Stage(repeats=r, branches=tuple(b), filters=w)
-                             for (r, b), w in zip(stages, _WIDTHS)))
+  return Genome(
+    stem_conv_type="2plus1d",
+    stem_time=3,
+    pool1_time=pool_times[0],
+    pool3_time=pool_times[1],
+    pool4_time=pool_times[2],
+    stem_filters=64,
+    stages=tuple(
+      Stage(repeats=r, branches=tuple(b), filters=w) for (r, b), w in zip(stages, _WIDTHS)
+    ),
+  )
 
 
-EVANET_A = _genome((1, 1, 9), [
+EVANET_A = _genome(
+  (1, 1, 9),
+  [
     (2, [_conv("3d", 1), _pool(7)]),
     (4, [_pool(3), _1X1, _conv("3d", 1), _1X1, _conv("3d", 5)]),
     (5, [_pool(7), _1X1, _conv("itgm", 11), _pool(11)]),
     (3, [_pool(11), _conv("3d", 1), _conv("itgm", 3)]),
-])
+  ],
+)
 
-EVANET_B = _genome((1, 3, 9), [
+EVANET_B = _genome(
+  (1, 3, 9),
+  [
     (2, [_pool(1), _pool(3), _conv2("itgm", 1, "2plus1d", 9), _pool(1), _1X1]),
-    (3, [_pool(1), _pool(7), _conv2("2plus1d", 5, "3d", 1),
-         _conv2("itgm", 1, "2plus1d", 11), _1X1,
-         _conv2("2plus1d", 11, "3d", 1)]),
+    (
+      3,
+      [
+        _pool(1),
+        _pool(7),
+        _conv2("2plus1d", 5, "3d", 1),
+        _conv2("itgm", 1, "2plus1d", 11),
+        _1X1,
+        _conv2("2plus1d", 11, "3d", 1),
+      ],
+    ),
     (5, [_pool(5), _1X1, _pool(9)]),
     (4, [_conv("2plus1d", 1), _pool(5)]),
-])
+  ],
+)
 
 GENOMES = {"evanet_a": EVANET_A, "evanet_b": EVANET_B}
 
 DESCRIPTIONS = {
-    "evanet_a": "EvaNet-A: released RGB #1 / flow #1, stages of 2/4/5/3 units "
-                "with iTGM t11 and t3 branches (Kinetics-400)",
-    "evanet_b": "EvaNet-B: released RGB #2 / flow #2, stages of 2/3/5/4 units "
-                "with many max-pool branches (Kinetics-400)",
+  "evanet_a": "EvaNet-A: released RGB #1 / flow #1, stages of 2/4/5/3 units "
+  "with iTGM t11 and t3 branches (Kinetics-400)",
+  "evanet_b": "EvaNet-B: released RGB #2 / flow #2, stages of 2/3/5/4 units "
+  "with many max-pool branches (Kinetics-400)",
 }

@@ -18,5 +18,15 @@ from vsearch.methods.tvn.model import build_model
 
 METHOD = TvnMethod
 
-__all__ = ["ACTIVATIONS", "METHOD", "SPATIAL_TYPES", "TEMPORAL_TYPES", "Block", "Genome",
-           "TvnMethod", "TvnSearchSpace", "build_model", "zoo"]
+__all__ = [
+  "ACTIVATIONS",
+  "METHOD",
+  "SPATIAL_TYPES",
+  "TEMPORAL_TYPES",
+  "Block",
+  "Genome",
+  "TvnMethod",
+  "TvnSearchSpace",
+  "build_model",
+  "zoo",
+]

@@ -57,8 +57,6 @@ ACTIVATIONS = layers.ACTIVATIONS
 _PUBLISHED_NAMES = {"std": "conv", "depth": "depthwise", "1d": "conv"}
 
 
-
-
 def _check_int(obj, field: str, minimum: int = 1):
   object.__setattr__(obj, field, checks.check_int(getattr(obj, field), field, minimum))
 
@@ -128,25 +126,35 @@ class Block:
   def __post_init__(self):
     _check_choice(self, "spatial_type", SPATIAL_TYPES)
     _check_choice(self, "temporal_type", TEMPORAL_TYPES)
-    for field in ("spatial_kernel", "spatial_stride", "temporal_kernel",
-                  "temporal_stride", "repeats", "filters", "expand"):
+    for field in (
+      "spatial_kernel",
+      "spatial_stride",
+      "temporal_kernel",
+      "temporal_stride",
+      "repeats",
+      "filters",
+      "expand",
+    ):
       _check_int(self, field)
     for field in ("skip", "context_gate", "inverted_bottleneck"):
       _check_bool(self, field)
-    for field in ("spatial_activation", "temporal_activation",
-                  "output_activation"):
+    for field in ("spatial_activation", "temporal_activation", "output_activation"):
       _check_choice(self, field, ACTIVATIONS)
     squeeze = self.squeeze
-    if (isinstance(squeeze, bool) or not isinstance(squeeze, numbers.Real)
-        or not 0.0 <= squeeze <= 1.0):
+    if (
+      isinstance(squeeze, bool)
+      or not isinstance(squeeze, numbers.Real)
+      or not 0.0 <= squeeze <= 1.0
+    ):
       checks.fail("squeeze", squeeze, "a number in [0, 1] (0 = off)")
     object.__setattr__(self, "squeeze", float(squeeze))
     for op in ("spatial", "temporal"):
-      if (getattr(self, f"{op}_kernel") == 1
-          and getattr(self, f"{op}_stride") != 1):
-        checks.fail(f"{op}_stride", getattr(self, f"{op}_stride"),
-              f"1 when {op}_kernel is 1 (a kernel of 1 means no {op} op, "
-              "so nothing would stride)")
+      if getattr(self, f"{op}_kernel") == 1 and getattr(self, f"{op}_stride") != 1:
+        checks.fail(
+          f"{op}_stride",
+          getattr(self, f"{op}_stride"),
+          f"1 when {op}_kernel is 1 (a kernel of 1 means no {op} op, so nothing would stride)",
+        )
 
   @property
   def expanded_width(self) -> int:
@@ -165,8 +173,7 @@ class Block:
       k = self.spatial_kernel
       parts.append(f"{self.spatial_type} {k}x{k}/{self.spatial_stride}")
     if self.temporal_kernel > 1:
-      parts.append(f"temporal {self.temporal_type} "
-                   f"{self.temporal_kernel}/{self.temporal_stride}")
+      parts.append(f"temporal {self.temporal_type} {self.temporal_kernel}/{self.temporal_stride}")
     parts.append(f"{self.repeats}x {self.filters} filters x{self.expand}")
     if self.inverted_bottleneck:
       parts.append("inverted")
@@ -222,11 +229,13 @@ class Genome:
       stride = block.spatial_stride
       if block.spatial_kernel > 1 and stride > 1:
         if size < stride:
-          sizes = " -> ".join(map(str, [self.resolution] +
-                                  [s for _, s in shapes]))
-          checks.fail(f"blocks[{i}].spatial_stride", stride,
-                f"at most {size}, the input size of this block (sizes so "
-                f"far: {sizes}); a larger stride collapses the map")
+          sizes = " -> ".join(map(str, [self.resolution] + [s for _, s in shapes]))
+          checks.fail(
+            f"blocks[{i}].spatial_stride",
+            stride,
+            f"at most {size}, the input size of this block (sizes so "
+            f"far: {sizes}); a larger stride collapses the map",
+          )
         size = math.ceil(size / stride)
       if frames > 1 and block.temporal_kernel > 1:
         frames = layers.temporal_frames(frames, block.temporal_stride)
@@ -236,10 +245,10 @@ class Genome:
   def to_dict(self) -> dict[str, Any]:
     """A JSON-compatible dict that ``Genome.from_dict`` reads back."""
     return {
-        "resolution": self.resolution,
-        "num_frames": self.num_frames,
-        "frame_stride": self.frame_stride,
-        "blocks": [dataclasses.asdict(b) for b in self.blocks],
+      "resolution": self.resolution,
+      "num_frames": self.num_frames,
+      "frame_stride": self.frame_stride,
+      "blocks": [dataclasses.asdict(b) for b in self.blocks],
     }
 
   @classmethod
@@ -250,8 +259,7 @@ class Genome:
       InvalidGenomeError: keys are unknown or missing, or a value is of the
         wrong type or out of range; the message names the field.
     """
-    checks.check_keys(data, ("resolution", "num_frames", "frame_stride", "blocks"),
-                "genome")
+    checks.check_keys(data, ("resolution", "num_frames", "frame_stride", "blocks"), "genome")
     if not isinstance(data["blocks"], list):
       checks.fail("blocks", data["blocks"], "a list of block objects")
     blocks = []
@@ -261,6 +269,9 @@ class Genome:
         blocks.append(Block(**block))
       except InvalidGenomeError as e:
         raise InvalidGenomeError(f"blocks[{i}].{e}") from None
-    return cls(resolution=data["resolution"], num_frames=data["num_frames"],
-               frame_stride=data["frame_stride"], blocks=tuple(blocks))
-
+    return cls(
+      resolution=data["resolution"],
+      num_frames=data["num_frames"],
+      frame_stride=data["frame_stride"],
+      blocks=tuple(blocks),
+    )

@@ -54,18 +54,23 @@ NULL_STAGE = Stage("add", frames=1, size=1, channels=8, name="null")
 
 # Block fields and the search-space attribute holding their choices.
 _FIELD_CHOICES = (
-    ("spatial_type", "spatial_types"), ("spatial_kernel", "spatial_kernels"),
-    ("spatial_stride", "spatial_strides"), ("temporal_type", "temporal_types"),
-    ("temporal_kernel", "temporal_kernels"),
-    ("temporal_stride", "temporal_strides"), ("repeats", "repeats"),
-    ("filters", "filters"), ("expand", "expands"), ("skip", "skips"),
-    ("squeeze", "squeeze_ratios"), ("context_gate", "context_gates"),
-    ("inverted_bottleneck", "inverted_bottlenecks"),
-    ("spatial_activation", "activations"),
-    ("temporal_activation", "activations"),
-    ("output_activation", "activations"))
-
-
+  ("spatial_type", "spatial_types"),
+  ("spatial_kernel", "spatial_kernels"),
+  ("spatial_stride", "spatial_strides"),
+  ("temporal_type", "temporal_types"),
+  ("temporal_kernel", "temporal_kernels"),
+  ("temporal_stride", "temporal_strides"),
+  ("repeats", "repeats"),
+  ("filters", "filters"),
+  ("expand", "expands"),
+  ("skip", "skips"),
+  ("squeeze", "squeeze_ratios"),
+  ("context_gate", "context_gates"),
+  ("inverted_bottleneck", "inverted_bottlenecks"),
+  ("spatial_activation", "activations"),
+  ("temporal_activation", "activations"),
+  ("output_activation", "activations"),
+)
 
 
 def is_timed(stage: Stage) -> bool:
@@ -75,19 +80,18 @@ def is_timed(stage: Stage) -> bool:
 
 def _block_configs(space) -> list[Block]:
   """Every distinct block the space can draw (kernel-1 ops canonical)."""
-  choices = [tuple(dict.fromkeys(getattr(space, attr)))
-             for _, attr in _FIELD_CHOICES]
+  choices = [tuple(dict.fromkeys(getattr(space, attr))) for _, attr in _FIELD_CHOICES]
   count = int(np.prod([len(c) for c in choices], dtype=np.float64))
   if count > 2_000_000:
     raise UserError(
-        f"TvnSearchSpace has {count:,} block configurations, too many to "
-        "enumerate for a latency table: narrow its choices, or prepare a "
-        "table for given genomes (--genomes / --zoo / --num_sampled).")
+      f"TvnSearchSpace has {count:,} block configurations, too many to "
+      "enumerate for a latency table: narrow its choices, or prepare a "
+      "table for given genomes (--genomes / --zoo / --num_sampled)."
+    )
   blocks = set()
   for values in itertools.product(*choices):
     fields = dict(zip((f for f, _ in _FIELD_CHOICES), values))
-    for op, types in (("spatial", space.spatial_types),
-                      ("temporal", space.temporal_types)):
+    for op, types in (("spatial", space.spatial_types), ("temporal", space.temporal_types)):
       if fields[f"{op}_kernel"] == 1:  # No op: type and stride do not matter.
         fields[f"{op}_type"], fields[f"{op}_stride"] = types[0], 1
     blocks.add(Block(**fields))
@@ -113,8 +117,7 @@ def enumerate_space(space, num_classes: int) -> dict[str, Stage]:
         continue  # Collapses the map: no valid genome holds it here.
       frames, size, channels = state
       for r in range(block.repeats):
-        repeat, frames, size, channels = repeat_stages(
-            block, r, frames, size, channels, prefix="")
+        repeat, frames, size, channels = repeat_stages(block, r, frames, size, channels, prefix="")
         for stage in repeat:
           if is_timed(stage):
             stages.setdefault(stage.key(), stage)
@@ -125,8 +128,7 @@ def enumerate_space(space, num_classes: int) -> dict[str, Stage]:
   for depth in range(space.max_blocks + 1):
     if depth >= space.min_blocks:
       for frames, size, channels in frontier:
-        head = Stage("head", frames, size, channels,
-                     (("num_classes", num_classes),))
+        head = Stage("head", frames, size, channels, (("num_classes", num_classes),))
         stages[head.key()] = head
     if depth == space.max_blocks:
       break
@@ -139,8 +141,7 @@ def enumerate_space(space, num_classes: int) -> dict[str, Stage]:
   return dict(sorted(stages.items()))
 
 
-def genome_entries(genomes: Iterable[Genome], num_classes: int
-                   ) -> dict[str, Stage]:
+def genome_entries(genomes: Iterable[Genome], num_classes: int) -> dict[str, Stage]:
   """The timed stages of the given genomes, by key."""
   stages = {}
   for genome in genomes:
@@ -154,7 +155,7 @@ def where(stage: Stage) -> str:
   """'blocks[1] repeat 0' from a stage named 'block1_rep0...', or 'head'."""
   name = stage.name
   if name.startswith("block") and "_rep" in name:
-    block, _, rest = name[len("block"):].partition("_rep")
+    block, _, rest = name[len("block") :].partition("_rep")
     return f"blocks[{block}] repeat {rest.split('_')[0]}"
   return name or stage.op
 
@@ -169,8 +170,8 @@ def stage_model(stage: Stage):
 
   from vsearch.methods.tvn import model as tvn_model
   from vsearch.nn import layers
-  clips = tf.keras.Input(shape=(stage.frames, stage.size, stage.size,
-                                stage.channels), name="clips")
+
+  clips = tf.keras.Input(shape=(stage.frames, stage.size, stage.size, stage.channels), name="clips")
   x = layers.fold_time(clips)
   named = dataclasses.replace(stage, name="stage")
   y = tvn_model.apply_stage(x, named, shortcut=x)
@@ -184,9 +185,10 @@ def _random_clips(shape: Sequence[int], count: int = 2) -> np.ndarray:
 
 def _convert(model, fmt: str) -> bytes:
   from vsearch.deploy import quantize
+
   converted = quantize.to_tflite(
-      model, fmt, _random_clips(model.inputs[0].shape[1:]),
-      num_calibration_clips=2)
+    model, fmt, _random_clips(model.inputs[0].shape[1:]), num_calibration_clips=2
+  )
   if fmt == quantize.INT8:
     converted.require_fully_int8()
   return converted.content
@@ -197,17 +199,24 @@ def _file_name(key: str) -> str:
 
 
 def _space_dict(space) -> dict[str, Any]:
-  return {f.name: (list(v) if isinstance(v, tuple) else v)
-          for f, v in ((f, getattr(space, f.name))
-                       for f in dataclasses.fields(space))}
+  return {
+    f.name: (list(v) if isinstance(v, tuple) else v)
+    for f, v in ((f, getattr(space, f.name)) for f in dataclasses.fields(space))
+  }
 
 
-def prepare(out_dir: str, space, num_classes: int,
-            formats: Sequence[str] = ("int8", "float"),
-            genomes: Optional[Sequence[Genome]] = None,
-            num_fit_genomes: int = 8, seed: int = 0,
-            whole_genomes: Optional[dict[str, Genome]] = None,
-            max_entries: int = 20_000, log=print) -> dict[str, Any]:
+def prepare(
+  out_dir: str,
+  space,
+  num_classes: int,
+  formats: Sequence[str] = ("int8", "float"),
+  genomes: Optional[Sequence[Genome]] = None,
+  num_fit_genomes: int = 8,
+  seed: int = 0,
+  whole_genomes: Optional[dict[str, Genome]] = None,
+  max_entries: int = 20_000,
+  log=print,
+) -> dict[str, Any]:
   """Writes the TFLite files, ``manifest.json`` and the device script.
 
   Args:
@@ -233,6 +242,7 @@ def prepare(out_dir: str, space, num_classes: int,
     UserError: an unknown format, or more entries than ``max_entries``.
   """
   from vsearch.methods.tvn import TvnMethod
+
   for fmt in formats:
     if fmt not in ("int8", "float"):
       raise UserError(f"Unknown TFLite format {fmt!r}: use int8 and/or float")
@@ -248,22 +258,27 @@ def prepare(out_dir: str, space, num_classes: int,
   entries = dict(sorted(entries.items()))
   if len(entries) > max_entries:
     raise UserError(
-        f"The space needs {len(entries):,} stage files, more than max_entries "
-        f"= {max_entries:,}: narrow TvnSearchSpace, raise --max_entries, or "
-        "cover given genomes (--genomes / --zoo / --num_sampled).")
+      f"The space needs {len(entries):,} stage files, more than max_entries "
+      f"= {max_entries:,}: narrow TvnSearchSpace, raise --max_entries, or "
+      "cover given genomes (--genomes / --zoo / --num_sampled)."
+    )
   manifest = {
-      "version": profile_tflite.TABLE_VERSION,
-      "space": {"num_classes": num_classes, "covers": (
-          "space" if genomes is None else "genomes"),
-                "search_space": _space_dict(space)},
-      "entries": {NULL_KEY: NULL_STAGE.describe(),
-                  **{k: s.describe() for k, s in entries.items()}},
-      "genomes": {
-          name: {"genome": g.to_dict(), "fit": name in fit,
-                 "stages": [s.key() for s in genome_stages(g, num_classes)
-                            if is_timed(s)]}
-          for name, g in {**fit, **(whole_genomes or {})}.items()},
-      "files": {},
+    "version": profile_tflite.TABLE_VERSION,
+    "space": {
+      "num_classes": num_classes,
+      "covers": ("space" if genomes is None else "genomes"),
+      "search_space": _space_dict(space),
+    },
+    "entries": {NULL_KEY: NULL_STAGE.describe(), **{k: s.describe() for k, s in entries.items()}},
+    "genomes": {
+      name: {
+        "genome": g.to_dict(),
+        "fit": name in fit,
+        "stages": [s.key() for s in genome_stages(g, num_classes) if is_timed(s)],
+      }
+      for name, g in {**fit, **(whole_genomes or {})}.items()
+    },
+    "files": {},
   }
   whole = {**fit, **(whole_genomes or {})}
   models = {}  # Relative path -> (section, name, stage or genome, format).
@@ -274,8 +289,7 @@ def prepare(out_dir: str, space, num_classes: int,
       models[section["entries"][key]] = (stage, fmt)
     for name, genome in whole.items():
       identity = json.dumps([genome.to_dict(), num_classes], sort_keys=True)
-      section["genomes"][name] = os.path.join(
-          fmt, f"{name}_{_file_name(identity)}")
+      section["genomes"][name] = os.path.join(fmt, f"{name}_{_file_name(identity)}")
       models[section["genomes"][name]] = (genome, fmt)
   todo = [p for p in models if not os.path.exists(os.path.join(out_dir, p))]
   for fmt in formats:
@@ -290,8 +304,7 @@ def prepare(out_dir: str, space, num_classes: int,
     try:
       content = _convert(model, fmt)
     except CandidateError as e:
-      raise UserError(f"Cannot convert {what} to {fmt} TFLite for the "
-                      f"latency table: {e}") from e
+      raise UserError(f"Cannot convert {what} to {fmt} TFLite for the latency table: {e}") from e
     path = os.path.join(out_dir, relative)
     with open(path + ".part", "wb") as f:
       f.write(content)
@@ -301,10 +314,11 @@ def prepare(out_dir: str, space, num_classes: int,
       progress.print(f"TFLite files in {out_dir}")
   with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as f:
     json.dump(manifest, f, indent=1, sort_keys=True)
-  shutil.copy(profile_tflite.__file__,
-              os.path.join(out_dir, "profile_tflite.py"))
-  log(f"{len(entries) + 1} entries and {len(whole)} whole genomes in "
-      f"{'/'.join(formats)} ({len(todo)} files new) in {out_dir}")
+  shutil.copy(profile_tflite.__file__, os.path.join(out_dir, "profile_tflite.py"))
+  log(
+    f"{len(entries) + 1} entries and {len(whole)} whole genomes in "
+    f"{'/'.join(formats)} ({len(todo)} files new) in {out_dir}"
+  )
   return manifest
 
 
@@ -346,13 +360,20 @@ class LatencyTable:
         content = f.read()
       data = json.loads(content)
     except (OSError, ValueError) as e:
-      raise UserError(f"Cannot read latency table {path}: {e}. Profile one: "
-                      "python -m launch.profile_device prepare ..., then "
-                      "profile_tflite.py DIR on the device.") from None
-    if not isinstance(data, dict) or data.get("version") != \
-        profile_tflite.TABLE_VERSION or "timings" not in data:
-      raise UserError(f"{path} is not a version-{profile_tflite.TABLE_VERSION}"
-                      " latency table written by profile_tflite.py")
+      raise UserError(
+        f"Cannot read latency table {path}: {e}. Profile one: "
+        "python -m launch.profile_device prepare ..., then "
+        "profile_tflite.py DIR on the device."
+      ) from None
+    if (
+      not isinstance(data, dict)
+      or data.get("version") != profile_tflite.TABLE_VERSION
+      or "timings" not in data
+    ):
+      raise UserError(
+        f"{path} is not a version-{profile_tflite.TABLE_VERSION}"
+        " latency table written by profile_tflite.py"
+      )
     self.sha256 = hashlib.sha256(content).hexdigest()
     self.device = data["device"]
     self.settings = data["settings"]
@@ -366,8 +387,10 @@ class LatencyTable:
 
   def _timings(self, fmt: str) -> dict[str, Any]:
     if fmt not in self._data["timings"]:
-      raise UserError(f"Latency table {self.path} has no {fmt} timings (it has "
-                      f"{', '.join(self.formats)}): prepare it with that format.")
+      raise UserError(
+        f"Latency table {self.path} has no {fmt} timings (it has "
+        f"{', '.join(self.formats)}): prepare it with that format."
+      )
     return self._data["timings"][fmt]
 
   def entry_ms(self, key: str, fmt: str) -> Optional[float]:
@@ -391,24 +414,31 @@ class LatencyTable:
         costs = [self.entry_ms(k, fmt) for k in item["stages"]]
         if name in timings["genomes"] and None not in costs:
           residuals.append(timings["genomes"][name]["median_ms"] - sum(costs))
-      self._fixed[fmt] = (statistics.median(residuals) if residuals else
-                          timings["entries"][NULL_KEY]["median_ms"])
+      self._fixed[fmt] = (
+        statistics.median(residuals) if residuals else timings["entries"][NULL_KEY]["median_ms"]
+      )
     return self._fixed[fmt]
 
   def measured_genomes(self, fmt: str) -> dict[str, tuple[Genome, float]]:
     """The whole genomes timed with the table: name -> (genome, median ms)."""
     timings = self._timings(fmt)["genomes"]
-    return {name: (Genome.from_dict(item["genome"]),
-                   timings[name]["median_ms"])
-            for name, item in self._data["genomes"].items() if name in timings}
+    return {
+      name: (Genome.from_dict(item["genome"]), timings[name]["median_ms"])
+      for name, item in self._data["genomes"].items()
+      if name in timings
+    }
 
   def missing(self, genome: Genome, fmt: str) -> list[Stage]:
     """The stages of ``genome`` the table has no timing for."""
-    return [s for s in genome_stages(genome, self.num_classes)
-            if is_timed(s) and self.entry_ms(s.key(), fmt) is None]
+    return [
+      s
+      for s in genome_stages(genome, self.num_classes)
+      if is_timed(s) and self.entry_ms(s.key(), fmt) is None
+    ]
 
-  def predict(self, genome: Genome, fmt: str = "int8",
-              num_classes: Optional[int] = None) -> Prediction:
+  def predict(
+    self, genome: Genome, fmt: str = "int8", num_classes: Optional[int] = None
+  ) -> Prediction:
     """The predicted batch-1 latency of ``genome``'s model in ``fmt``.
 
     Raises:
@@ -416,10 +446,12 @@ class LatencyTable:
       UserError: the table lacks the format or another head width.
     """
     if num_classes is not None and num_classes != self.num_classes:
-      raise UserError(f"Latency table {self.path} was prepared for "
-                      f"{self.num_classes} classes, the models have "
-                      f"{num_classes}: prepare it with --num_classes="
-                      f"{num_classes}.")
+      raise UserError(
+        f"Latency table {self.path} was prepared for "
+        f"{self.num_classes} classes, the models have "
+        f"{num_classes}: prepare it with --num_classes="
+        f"{num_classes}."
+      )
     total, count = 0.0, 0
     for stage in genome_stages(genome, self.num_classes):
       if not is_timed(stage):
@@ -427,22 +459,26 @@ class LatencyTable:
       cost = self.entry_ms(stage.key(), fmt)
       if cost is None:
         raise MissingEntryError(
-            f"Latency table {self.sha256[:12]} ({self.path}) has no {fmt} "
-            f"entry for {where(stage)}: {stage.describe()}. Prepare a table "
-            "that covers this search space (python -m launch.profile_device "
-            "prepare with the search's gin files), or bind "
-            "RuntimeGate.table_missing = 'measure' to time such candidates "
-            "on this machine instead.")
+          f"Latency table {self.sha256[:12]} ({self.path}) has no {fmt} "
+          f"entry for {where(stage)}: {stage.describe()}. Prepare a table "
+          "that covers this search space (python -m launch.profile_device "
+          "prepare with the search's gin files), or bind "
+          "RuntimeGate.table_missing = 'measure' to time such candidates "
+          "on this machine instead."
+        )
       total += cost
       count += 1
     fixed = self.fixed_ms(fmt)
-    return Prediction(latency_ms=fixed + total, fixed_ms=fixed,
-                      stages_ms=total, num_stages=count)
+    return Prediction(latency_ms=fixed + total, fixed_ms=fixed, stages_ms=total, num_stages=count)
 
   def describe(self) -> dict[str, Any]:
     """What a record cites: the table's hash, path, device and settings."""
-    return {"sha256": self.sha256, "path": self.path, "device": self.device,
-            "settings": self.settings}
+    return {
+      "sha256": self.sha256,
+      "path": self.path,
+      "device": self.device,
+      "settings": self.settings,
+    }
 
 
 _LOADED: dict[tuple[str, float], LatencyTable] = {}

@@ -23,25 +23,28 @@ from vsearch.nn import layers
 
 # Block field -> the search-space attribute holding its choices.
 _BLOCK_CHOICES = {
-    "spatial_type": "spatial_types",
-    "spatial_kernel": "spatial_kernels",
-    "spatial_stride": "spatial_strides",
-    "temporal_type": "temporal_types",
-    "temporal_kernel": "temporal_kernels",
-    "temporal_stride": "temporal_strides",
-    "repeats": "repeats",
-    "filters": "filters",
-    "expand": "expands",
-    "skip": "skips",
-    "squeeze": "squeeze_ratios",
-    "context_gate": "context_gates",
-    "inverted_bottleneck": "inverted_bottlenecks",
-    "spatial_activation": "activations",
-    "temporal_activation": "activations",
-    "output_activation": "activations",
+  "spatial_type": "spatial_types",
+  "spatial_kernel": "spatial_kernels",
+  "spatial_stride": "spatial_strides",
+  "temporal_type": "temporal_types",
+  "temporal_kernel": "temporal_kernels",
+  "temporal_stride": "temporal_strides",
+  "repeats": "repeats",
+  "filters": "filters",
+  "expand": "expands",
+  "skip": "skips",
+  "squeeze": "squeeze_ratios",
+  "context_gate": "context_gates",
+  "inverted_bottleneck": "inverted_bottlenecks",
+  "spatial_activation": "activations",
+  "temporal_activation": "activations",
+  "output_activation": "activations",
 }
-_GLOBAL_CHOICES = {"resolution": "resolutions", "num_frames": "frame_counts",
-                   "frame_stride": "frame_strides"}
+_GLOBAL_CHOICES = {
+  "resolution": "resolutions",
+  "num_frames": "frame_counts",
+  "frame_stride": "frame_strides",
+}
 
 # How often each kind of mutation is drawn (among those possible).
 _MUTATION_WEIGHTS = {"block": 0.6, "global": 0.2, "add": 0.1, "remove": 0.1}
@@ -80,8 +83,7 @@ class TvnSearchSpace:
   repeats: Sequence[int] = (1, 2, 3, 4, 5, 6)
   filters: Sequence[int] = (32, 64, 128, 256, 512, 1024)
   expands: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8)
-  squeeze_ratios: Sequence[float] = (0.0, 0.0625, 0.125, 0.25, 0.5, 0.75,
-                                     1.0)
+  squeeze_ratios: Sequence[float] = (0.0, 0.0625, 0.125, 0.25, 0.5, 0.75, 1.0)
   context_gates: Sequence[bool] = (False, True)
   skips: Sequence[bool] = (False, True)
   inverted_bottlenecks: Sequence[bool] = (False,)
@@ -93,14 +95,19 @@ class TvnSearchSpace:
       if f.name in ("min_blocks", "max_blocks"):
         continue
       if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise UserError(f"TvnSearchSpace.{f.name} must be a non-empty list of "
-                        f"choices, got {value!r}")
+        raise UserError(
+          f"TvnSearchSpace.{f.name} must be a non-empty list of choices, got {value!r}"
+        )
       object.__setattr__(self, f.name, tuple(value))
     counts = (self.min_blocks, self.max_blocks)
-    if (not all(isinstance(n, int) and not isinstance(n, bool) for n in counts)
-        or not 1 <= self.min_blocks <= self.max_blocks):
-      raise UserError("TvnSearchSpace needs 1 <= min_blocks <= max_blocks, got "
-                      f"{self.min_blocks} and {self.max_blocks}")
+    if (
+      not all(isinstance(n, int) and not isinstance(n, bool) for n in counts)
+      or not 1 <= self.min_blocks <= self.max_blocks
+    ):
+      raise UserError(
+        "TvnSearchSpace needs 1 <= min_blocks <= max_blocks, got "
+        f"{self.min_blocks} and {self.max_blocks}"
+      )
     # Every choice must be a valid field value: check it on a real genome.
     for field, attr in {**_BLOCK_CHOICES, **_GLOBAL_CHOICES}.items():
       for value in getattr(self, attr):
@@ -110,17 +117,28 @@ class TvnSearchSpace:
           else:
             dataclasses.replace(_PROBE.blocks[0], **{field: value})
         except InvalidGenomeError as e:
-          raise UserError(f"TvnSearchSpace.{attr} holds an invalid choice: "
-                          f"{e}") from None
+          raise UserError(f"TvnSearchSpace.{attr} holds an invalid choice: {e}") from None
 
 
 # A minimal valid genome whose fields the space's choices are tried on.
-_PROBE = Genome(resolution=1024, num_frames=2, frame_stride=1, blocks=(Block(
-    spatial_type="conv", spatial_kernel=2, spatial_stride=1,
-    temporal_type="conv", temporal_kernel=2, temporal_stride=1, repeats=1,
-    filters=8, expand=1),))
-
-
+_PROBE = Genome(
+  resolution=1024,
+  num_frames=2,
+  frame_stride=1,
+  blocks=(
+    Block(
+      spatial_type="conv",
+      spatial_kernel=2,
+      spatial_stride=1,
+      temporal_type="conv",
+      temporal_kernel=2,
+      temporal_stride=1,
+      repeats=1,
+      filters=8,
+      expand=1,
+    ),
+  ),
+)
 
 
 @gin.configurable
@@ -136,16 +154,19 @@ class TvnMethod:
 
   name = "tvn"
 
-  def __init__(self, space: Optional[TvnSearchSpace] = None,
-               dropout_rate: float = 0.5, max_attempts: int = 1000):
+  def __init__(
+    self,
+    space: Optional[TvnSearchSpace] = None,
+    dropout_rate: float = 0.5,
+    max_attempts: int = 1000,
+  ):
     self.space = space if space is not None else TvnSearchSpace()
     self.dropout_rate = dropout_rate
     self.max_attempts = max_attempts
 
   def sample_block(self, rng: np.random.Generator) -> Block:
     """A random block; a kernel-1 op gets stride 1."""
-    values = {f: base.choice(rng, getattr(self.space, attr))
-              for f, attr in _BLOCK_CHOICES.items()}
+    values = {f: base.choice(rng, getattr(self.space, attr)) for f, attr in _BLOCK_CHOICES.items()}
     for op in ("spatial", "temporal"):
       if values[f"{op}_kernel"] == 1:
         values[f"{op}_stride"] = 1
@@ -162,19 +183,23 @@ class TvnMethod:
       num_blocks = int(rng.integers(space.min_blocks, space.max_blocks + 1))
       try:
         return Genome(
-            resolution=base.choice(rng, space.resolutions),
-            num_frames=base.choice(rng, space.frame_counts),
-            frame_stride=base.choice(rng, space.frame_strides),
-            blocks=tuple(self.sample_block(rng) for _ in range(num_blocks)))
+          resolution=base.choice(rng, space.resolutions),
+          num_frames=base.choice(rng, space.frame_counts),
+          frame_stride=base.choice(rng, space.frame_strides),
+          blocks=tuple(self.sample_block(rng) for _ in range(num_blocks)),
+        )
       except InvalidGenomeError:
         continue  # The strides collapsed the resolution; draw again.
-    raise UserError(f"No valid TVN genome in {self.max_attempts} draws from "
-                    "TvnSearchSpace: its spatial strides shrink the frames "
-                    "below 1 pixel; allow stride 1, fewer blocks or larger "
-                    "resolutions.")
+    raise UserError(
+      f"No valid TVN genome in {self.max_attempts} draws from "
+      "TvnSearchSpace: its spatial strides shrink the frames "
+      "below 1 pixel; allow stride 1, fewer blocks or larger "
+      "resolutions."
+    )
 
-  def mutate(self, genome: Genome, rng: np.random.Generator,
-             progress: float = 0.0) -> tuple[Genome, str]:
+  def mutate(
+    self, genome: Genome, rng: np.random.Generator, progress: float = 0.0
+  ) -> tuple[Genome, str]:
     """A valid child that differs from ``genome`` in one change.
 
     The change is one of: a field of one block, a global field (resolution,
@@ -222,11 +247,11 @@ class TvnMethod:
   def _mutate_block(self, genome: Genome, rng: np.random.Generator):
     i = int(rng.integers(len(genome.blocks)))
     block = genome.blocks[i]
-    frames_in = (genome.block_shapes()[i - 1][0] if i
-                 else genome.num_frames)
-    options = {f: [v for v in getattr(self.space, attr)
-                   if v != getattr(block, f)]
-               for f, attr in _BLOCK_CHOICES.items()}
+    frames_in = genome.block_shapes()[i - 1][0] if i else genome.num_frames
+    options = {
+      f: [v for v in getattr(self.space, attr) if v != getattr(block, f)]
+      for f, attr in _BLOCK_CHOICES.items()
+    }
     fields = [f for f in _live_fields(block, frames_in) if options[f]]
     fields = fields or [f for f in _BLOCK_CHOICES if options[f]]
     if not fields:
@@ -244,32 +269,40 @@ class TvnMethod:
       blocks = list(genome.blocks)
       blocks[i] = dataclasses.replace(block, **changes)
       return dataclasses.replace(genome, blocks=tuple(blocks))
+
     return change, description
 
   def _mutate_global(self, genome: Genome, rng: np.random.Generator):
-    options = {f: [v for v in getattr(self.space, attr)
-                   if v != getattr(genome, f)]
-               for f, attr in _GLOBAL_CHOICES.items()}
+    options = {
+      f: [v for v in getattr(self.space, attr) if v != getattr(genome, f)]
+      for f, attr in _GLOBAL_CHOICES.items()
+    }
     fields = [f for f in _GLOBAL_CHOICES if options[f]]
     if not fields:
       return None
     field = base.choice(rng, fields)
     value = base.choice(rng, options[field])
-    return (lambda: dataclasses.replace(genome, **{field: value}),
-            f"{field} {getattr(genome, field)!r} -> {value!r}")
+    return (
+      lambda: dataclasses.replace(genome, **{field: value}),
+      f"{field} {getattr(genome, field)!r} -> {value!r}",
+    )
 
   def _add_block(self, genome: Genome, rng: np.random.Generator):
     at = int(rng.integers(len(genome.blocks) + 1))
     block = self.sample_block(rng)
     blocks = genome.blocks[:at] + (block,) + genome.blocks[at:]
-    return (lambda: dataclasses.replace(genome, blocks=blocks),
-            f"add block at {at}: {block.describe()}")
+    return (
+      lambda: dataclasses.replace(genome, blocks=blocks),
+      f"add block at {at}: {block.describe()}",
+    )
 
   def _remove_block(self, genome: Genome, rng: np.random.Generator):
     at = int(rng.integers(len(genome.blocks)))
-    blocks = genome.blocks[:at] + genome.blocks[at + 1:]
-    return (lambda: dataclasses.replace(genome, blocks=blocks),
-            f"remove block at {at}: {genome.blocks[at].describe()}")
+    blocks = genome.blocks[:at] + genome.blocks[at + 1 :]
+    return (
+      lambda: dataclasses.replace(genome, blocks=blocks),
+      f"remove block at {at}: {genome.blocks[at].describe()}",
+    )
 
   def genome_from_dict(self, data: dict[str, Any]) -> Genome:
     """Reads a ``Genome.to_dict`` dict; raises InvalidGenomeError."""
@@ -277,9 +310,9 @@ class TvnMethod:
 
   def clip_spec(self, genome: Genome) -> ClipSpec:
     """The clips ``genome``'s model reads."""
-    return ClipSpec(num_frames=genome.num_frames,
-                    frame_stride=genome.frame_stride,
-                    resolution=genome.resolution)
+    return ClipSpec(
+      num_frames=genome.num_frames, frame_stride=genome.frame_stride, resolution=genome.resolution
+    )
 
   def build(self, genome: Genome, num_classes: int):
     """The Keras model: clips (B, T, H, W, 3) float32 -> logits (B, classes)."""
@@ -291,13 +324,12 @@ def _live_fields(block: Block, frames_in: int) -> list[str]:
   spatial = block.spatial_kernel > 1
   temporal = frames_in > 1 and block.temporal_kernel > 1
   live = {
-      "spatial_type": spatial,
-      "spatial_stride": spatial,
-      "spatial_activation": spatial and block.spatial_type in ("conv",
-                                                               "depthwise"),
-      "temporal_kernel": frames_in > 1,
-      "temporal_type": temporal,
-      "temporal_stride": temporal,
-      "temporal_activation": temporal and block.temporal_type == "conv",
+    "spatial_type": spatial,
+    "spatial_stride": spatial,
+    "spatial_activation": spatial and block.spatial_type in ("conv", "depthwise"),
+    "temporal_kernel": frames_in > 1,
+    "temporal_type": temporal,
+    "temporal_stride": temporal,
+    "temporal_activation": temporal and block.temporal_type == "conv",
   }
   return [f for f in _BLOCK_CHOICES if live.get(f, True)]

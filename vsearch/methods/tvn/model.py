@@ -40,8 +40,19 @@ from vsearch.nn import layers
 
 # The kinds of stage, in the order a repeat applies them. 'shortcut' reads
 # the repeat's input; 'add' sums its output into the main path.
-STAGE_OPS = ("expand", "spatial", "temporal", "expand", "se", "cg", "project",
-             "shortcut", "add", "activation", "head")
+STAGE_OPS = (
+  "expand",
+  "spatial",
+  "temporal",
+  "expand",
+  "se",
+  "cg",
+  "project",
+  "shortcut",
+  "add",
+  "activation",
+  "head",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,24 +82,28 @@ class Stage:
 
   def key(self) -> str:
     """A canonical string that names this op and input, e.g. in a table."""
-    return json.dumps({"op": self.op, "in": [self.frames, self.size,
-                                             self.channels],
-                       **dict(self.params)}, sort_keys=True,
-                      separators=(",", ":"))
+    return json.dumps(
+      {"op": self.op, "in": [self.frames, self.size, self.channels], **dict(self.params)},
+      sort_keys=True,
+      separators=(",", ":"),
+    )
 
   def describe(self) -> str:
     """One line: the op, its parameters and input shape."""
     params = ", ".join(f"{k}={v}" for k, v in self.params)
-    return (f"{self.op}({params}) on {self.frames} frames x "
-            f"{self.size}x{self.size} x {self.channels} channels")
+    return (
+      f"{self.op}({params}) on {self.frames} frames x "
+      f"{self.size}x{self.size} x {self.channels} channels"
+    )
 
 
 def _stage(op, frames, size, channels, name, **params) -> Stage:
   return Stage(op, frames, size, channels, tuple(sorted(params.items())), name)
 
 
-def repeat_stages(block: Block, repeat: int, frames: int, size: int,
-                  channels: int, prefix: str) -> tuple[list[Stage], int, int, int]:
+def repeat_stages(
+  block: Block, repeat: int, frames: int, size: int, channels: int, prefix: str
+) -> tuple[list[Stage], int, int, int]:
   """The stages of one repeat of ``block`` on (B·frames, size, size, channels).
 
   Returns:
@@ -99,51 +114,102 @@ def repeat_stages(block: Block, repeat: int, frames: int, size: int,
   frames_in, size_in, channels_in = frames, size, channels
   if block.inverted_bottleneck:
     # The release hard-codes ReLU here, whatever the activation fields say.
-    stages.append(_stage("expand", frames, size, channels, f"{prefix}_expand",
-                         width=block.expanded_width, act=layers.RELU))
+    stages.append(
+      _stage(
+        "expand",
+        frames,
+        size,
+        channels,
+        f"{prefix}_expand",
+        width=block.expanded_width,
+        act=layers.RELU,
+      )
+    )
     channels = width = block.expanded_width
   else:
     width = block.filters
   stride = block.spatial_stride if first else 1
   if block.spatial_kernel > 1:
-    stages.append(_stage("spatial", frames, size, channels, prefix,
-                         type=block.spatial_type, kernel=block.spatial_kernel,
-                         stride=stride, width=width,
-                         act=block.spatial_activation))
+    stages.append(
+      _stage(
+        "spatial",
+        frames,
+        size,
+        channels,
+        prefix,
+        type=block.spatial_type,
+        kernel=block.spatial_kernel,
+        stride=stride,
+        width=width,
+        act=block.spatial_activation,
+      )
+    )
     size = math.ceil(size / stride)
     if block.spatial_type in ("conv", "depthwise"):
       channels = width
   if repeat % 2 == 0 and frames > 1 and block.temporal_kernel > 1:
     t_stride = block.temporal_stride if first else 1
     act = block.temporal_activation if block.temporal_type == "conv" else None
-    stages.append(_stage("temporal", frames, size, channels, prefix,
-                         type=block.temporal_type, kernel=block.temporal_kernel,
-                         stride=t_stride, width=width, act=act))
+    stages.append(
+      _stage(
+        "temporal",
+        frames,
+        size,
+        channels,
+        prefix,
+        type=block.temporal_type,
+        kernel=block.temporal_kernel,
+        stride=t_stride,
+        width=width,
+        act=act,
+      )
+    )
     frames = layers.temporal_frames(frames, t_stride)
     if block.temporal_type == "conv":
       channels = width
   if not block.inverted_bottleneck:
-    stages.append(_stage("expand", frames, size, channels, f"{prefix}_expand",
-                         width=block.expanded_width, act=None))
+    stages.append(
+      _stage(
+        "expand", frames, size, channels, f"{prefix}_expand", width=block.expanded_width, act=None
+      )
+    )
     channels = block.expanded_width
   if block.squeeze > 0:
     # Identified by its bottleneck width, which is all the ratio sets.
-    stages.append(_stage("se", frames, size, channels, f"{prefix}_se",
-                         bottleneck=max(int(channels * block.squeeze), 8)))
+    stages.append(
+      _stage(
+        "se",
+        frames,
+        size,
+        channels,
+        f"{prefix}_se",
+        bottleneck=max(int(channels * block.squeeze), 8),
+      )
+    )
   if block.context_gate:
     stages.append(_stage("cg", frames, size, channels, f"{prefix}_cg"))
   if block.inverted_bottleneck:
-    stages.append(_stage("project", frames, size, channels,
-                         f"{prefix}_project", width=block.filters))
+    stages.append(
+      _stage("project", frames, size, channels, f"{prefix}_project", width=block.filters)
+    )
     channels = block.filters
   if block.skip and frames == frames_in:
     shortcut_stride = stride if size != size_in else 1
-    stages.append(_stage("shortcut", frames_in, size_in, channels_in,
-                         f"{prefix}_shortcut", width=channels,
-                         stride=shortcut_stride))
+    stages.append(
+      _stage(
+        "shortcut",
+        frames_in,
+        size_in,
+        channels_in,
+        f"{prefix}_shortcut",
+        width=channels,
+        stride=shortcut_stride,
+      )
+    )
     stages.append(_stage("add", frames, size, channels, f"{prefix}_add"))
-  stages.append(_stage("activation", frames, size, channels, f"{prefix}_out",
-                       kind=block.output_activation))
+  stages.append(
+    _stage("activation", frames, size, channels, f"{prefix}_out", kind=block.output_activation)
+  )
   return stages, frames, size, channels
 
 
@@ -154,15 +220,14 @@ def genome_stages(genome: Genome, num_classes: int) -> list[Stage]:
   for i, block in enumerate(genome.blocks):
     for r in range(block.repeats):
       repeat, frames, size, channels = repeat_stages(
-          block, r, frames, size, channels, prefix=f"block{i}_rep{r}")
+        block, r, frames, size, channels, prefix=f"block{i}_rep{r}"
+      )
       stages.extend(repeat)
-  stages.append(_stage("head", frames, size, channels, "head",
-                       num_classes=num_classes))
+  stages.append(_stage("head", frames, size, channels, "head", num_classes=num_classes))
   return stages
 
 
-def apply_stage(x, stage: Stage, shortcut: Optional[Any] = None,
-                dropout_rate: float = 0.0):
+def apply_stage(x, stage: Stage, shortcut: Optional[Any] = None, dropout_rate: float = 0.0):
   """Builds ``stage`` on (B·frames, H, W, C) frames ``x``.
 
   Args:
@@ -182,23 +247,27 @@ def apply_stage(x, stage: Stage, shortcut: Optional[Any] = None,
   if op == "spatial":
     kind, kernel, stride = p["type"], p["kernel"], p["stride"]
     if kind in ("conv", "depthwise"):
-      x = layers.conv_bn(x, p["width"], 1, 1, p["act"],
-                         name=f"{name}_spatial_pointwise")
+      x = layers.conv_bn(x, p["width"], 1, 1, p["act"], name=f"{name}_spatial_pointwise")
       if kind == "conv":
-        return layers.conv_bn(x, p["width"], kernel, stride, p["act"],
-                              name=f"{name}_spatial_conv")
-      return layers.depthwise_bn(x, kernel, stride, p["act"],
-                                 name=f"{name}_spatial_depthwise")
+        return layers.conv_bn(x, p["width"], kernel, stride, p["act"], name=f"{name}_spatial_conv")
+      return layers.depthwise_bn(x, kernel, stride, p["act"], name=f"{name}_spatial_depthwise")
     return layers.pool2d(x, kind, kernel, stride, name=f"{name}_spatial_{kind}")
   if op == "temporal":
     kind = p["type"]
     if kind == "conv":
-      x, _ = layers.temporal_conv(x, stage.frames, p["width"], p["kernel"],
-                                  p["stride"], p["act"],
-                                  name=f"{name}_temporal_{kind}")
+      x, _ = layers.temporal_conv(
+        x,
+        stage.frames,
+        p["width"],
+        p["kernel"],
+        p["stride"],
+        p["act"],
+        name=f"{name}_temporal_{kind}",
+      )
     else:
-      x, _ = layers.temporal_pool(x, stage.frames, kind, p["kernel"],
-                                  p["stride"], name=f"{name}_temporal_{kind}")
+      x, _ = layers.temporal_pool(
+        x, stage.frames, kind, p["kernel"], p["stride"], name=f"{name}_temporal_{kind}"
+      )
     return x
   if op == "se":
     # The ratio that gives this bottleneck width: int(C * ratio) == width.
@@ -214,13 +283,16 @@ def apply_stage(x, stage: Stage, shortcut: Optional[Any] = None,
     x = layers.clip_mean(x, stage.frames, name="head_pool")
     x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
     return tf.keras.layers.Dense(
-        p["num_classes"], name="logits",
-        kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01))(x)
+      p["num_classes"],
+      name="logits",
+      kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01),
+    )(x)
   raise ValueError(f"unknown stage op {op!r}")
 
 
-def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
-                name: str = "tvn") -> tf.keras.Model:
+def build_model(
+  genome: Genome, num_classes: int, dropout_rate: float = 0.5, name: str = "tvn"
+) -> tf.keras.Model:
   """Builds the Keras model of ``genome``.
 
   Layers are named ``block{i}_rep{r}_<op>`` with ``i`` the index in
@@ -237,8 +309,7 @@ def build_model(genome: Genome, num_classes: int, dropout_rate: float = 0.5,
     A model from float32 clips (B, T, H, W, 3) to logits (B, num_classes).
   """
   size = genome.resolution
-  clips = tf.keras.Input(shape=(genome.num_frames, size, size, 3),
-                         name="clips")
+  clips = tf.keras.Input(shape=(genome.num_frames, size, size, 3), name="clips")
   x = shortcut_input = layers.fold_time(clips)
   for stage in genome_stages(genome, num_classes):
     if stage.op == "shortcut":
