@@ -36,6 +36,23 @@ flags.DEFINE_bool("tf_logs", False, "Show TensorFlow's C++ and Python logs.")
 FLAGS = flags.FLAGS
 
 
+def define_flags(
+  *, genome: bool = False, strategy: bool = False, required: Sequence[str] = ()
+) -> None:
+  """Defines what a launcher takes beside the shared flags, and which are required.
+
+  Args:
+    genome: ``--genome``, ``--candidate`` and ``--zoo`` (one genome to use).
+    strategy: ``--strategy``, ``--tpu`` and ``--cpus`` (where to train).
+    required: flags the launcher cannot run without.
+  """
+  if genome:
+    define_genome_flags()
+  if strategy:
+    define_strategy_flags()
+  flags.mark_flags_as_required(list(required))
+
+
 def define_strategy_flags() -> None:
   """--strategy and --tpu, for launchers that train."""
   flags.DEFINE_enum(
@@ -131,6 +148,13 @@ def started(argv: Sequence[str], parse: bool = True) -> Iterator[None]:
     if parse:
       parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
     yield
+
+
+def genome_source(method: str | None = None):
+  """The one genome ``--genome``, ``--candidate`` or ``--zoo`` names, with its method."""
+  from vsearch.methods import genome_source as genome_source_lib
+
+  return genome_source_lib.resolve(FLAGS.genome, FLAGS.candidate, FLAGS.zoo, method=method)
 
 
 def strategy():

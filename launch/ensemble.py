@@ -12,8 +12,7 @@ from absl import app, flags
 
 from launch import common
 
-common.define_strategy_flags()
-flags.mark_flag_as_required("workdir")
+common.define_flags(strategy=True, required=["workdir"])
 FLAGS = flags.FLAGS
 
 

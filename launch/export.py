@@ -16,8 +16,7 @@ from launch import common
 flags.DEFINE_string(
   "out", None, "Folder for saved_model/, model_float.tflite, model_int8.tflite and export.json."
 )
-common.define_genome_flags()
-flags.mark_flag_as_required("out")
+common.define_flags(genome=True, required=["out"])
 FLAGS = flags.FLAGS
 
 

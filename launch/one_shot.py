@@ -13,19 +13,19 @@ from absl import app, flags
 
 from launch import common
 
-common.define_genome_flags()
-common.define_strategy_flags()
-flags.mark_flag_as_required("workdir")
+common.define_flags(genome=True, strategy=True, required=["workdir"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   with common.started(argv):
-    from vsearch.methods import genome_source
     from vsearch.methods.assemblenet.one_shot import OneShotSearch
 
-    source = genome_source.resolve(FLAGS.genome, FLAGS.candidate, FLAGS.zoo, method="assemblenet")
-    OneShotSearch(workdir=FLAGS.workdir, source=source, strategy=common.strategy()).run()
+    OneShotSearch(
+      workdir=FLAGS.workdir,
+      source=common.genome_source(method="assemblenet"),
+      strategy=common.strategy(),
+    ).run()
 
 
 if __name__ == "__main__":

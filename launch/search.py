@@ -14,7 +14,7 @@ from absl import app, flags
 
 from launch import common
 
-common.define_strategy_flags()
+common.define_flags(strategy=True, required=["workdir"])
 flags.DEFINE_string(
   "worker_id",
   None,
@@ -22,7 +22,6 @@ flags.DEFINE_string(
   "workdir (default: the host name). Restarted under the same "
   "name, a worker resumes the child it was training.",
 )
-flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 

@@ -12,18 +12,15 @@ from absl import app, flags
 
 from launch import common
 
-common.define_genome_flags()
-common.define_strategy_flags()
-flags.mark_flag_as_required("workdir")
+common.define_flags(genome=True, strategy=True, required=["workdir"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   with common.started(argv):
-    from vsearch.methods import genome_source
     from vsearch.train.full_training import FullTraining
 
-    source = genome_source.resolve(FLAGS.genome, FLAGS.candidate, FLAGS.zoo)
+    source = common.genome_source()
     FullTraining(workdir=FLAGS.workdir, source=source, strategy=common.strategy()).run()
 
 

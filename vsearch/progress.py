@@ -33,6 +33,7 @@ class Progress:
     self._done_here = 0
     self._start = time.monotonic()
     self._stream = stream or sys.stdout
+    self._printed_at = self._start
 
   def step(self) -> None:
     self.done += 1
@@ -60,6 +61,14 @@ class Progress:
     return rate * (self.total - self.done)
 
   def print(self, message: str) -> None:
+    self._printed_at = time.monotonic()
     left = self.time_left
     eta = f" | ~{format_duration(left)} left" if left is not None and self.done < self.total else ""
     print(f"{self.counter} {message}{eta}", file=self._stream, flush=True)
+
+  def print_every(self, message: str, seconds: float = 5.0) -> None:
+    """Prints at most once every ``seconds``, and always at the last item."""
+    now = time.monotonic()
+    if self.done >= self.total or now - self._printed_at > seconds:
+      self._printed_at = now
+      self.print(message)

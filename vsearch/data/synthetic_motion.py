@@ -45,13 +45,13 @@ names, so they never collide in one data_dir.
 """
 
 import dataclasses
-import time
 
 import gin
 import numpy as np
 import tensorflow_datasets as tfds
 
 from vsearch import progress
+from vsearch.data import local_builder
 from vsearch.errors import UserError
 
 SHAPES = ("disc", "square", "diamond", "ellipse", "triangle", "cross", "ring")
@@ -73,7 +73,6 @@ _MAX_GROWTH = 0.03  # log-radius per frame
 _MAX_BACKGROUND_CYCLES = 3  # per image side, per grating
 _BACKGROUND_CONTRAST = 0.1
 _NUM_OBJECTS = (1, 3)  # fewest and most objects per clip
-_REPORT_EVERY_S = 5.0
 
 
 def _description(num_classes: int) -> str:
@@ -150,14 +149,7 @@ def synthetic_motion_config(
   seed: int = 0,
 ) -> SyntheticMotionConfig:
   """The synthetic_motion size that gin selects (see SyntheticMotionConfig)."""
-  return SyntheticMotionConfig(
-    num_frames=num_frames,
-    resolution=resolution,
-    num_classes=num_classes,
-    train_per_class=train_per_class,
-    validation_per_class=validation_per_class,
-    seed=seed,
-  )
+  return SyntheticMotionConfig(**locals())  # Every argument is a field of the config.
 
 
 def make_builder(config: SyntheticMotionConfig, data_dir: str | None = None) -> "SyntheticMotion":
@@ -285,19 +277,10 @@ def _draw_object(
 def render_clip(
   rng: np.random.Generator, angle: float, num_frames: int, resolution: int
 ) -> np.ndarray:
-  """Renders one clip of objects travelling in direction ``angle``.
+  """The frames, uint8 [num_frames, resolution, resolution, 3], of one clip.
 
-  The frames of ``render_clip_with_objects``, which draws the same clip from
-  the same ``rng``.
-
-  Args:
-    rng: the only source of randomness.
-    angle: direction of travel in radians, counter-clockwise from rightwards.
-    num_frames: frames in the clip.
-    resolution: side of the square frames, in pixels.
-
-  Returns:
-    uint8 array [num_frames, resolution, resolution, 3].
+  They are those of ``render_clip_with_objects`` (the arguments are the same),
+  which draws the same clip from the same ``rng``.
   """
   return render_clip_with_objects(rng, angle, num_frames, resolution)[0]
 
@@ -326,7 +309,7 @@ def render_clip_with_objects(
   return np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8), objects
 
 
-class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
+class SyntheticMotion(local_builder.LocalBuilder):
   """Clips whose class is the direction of motion (see the module docstring)."""
 
   VERSION = _VERSION
@@ -368,7 +351,6 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     total = per_class * config.num_classes
     report = progress.Progress(total)
-    last_report = time.monotonic()
     for index in range(total):
       label = index % config.num_classes
       rng = example_rng(config.seed, split, index)
@@ -377,14 +359,4 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
       )
       yield index, {"video": frames, "label": label, "objects": objects[..., None]}
       report.step()
-      if index + 1 == total or time.monotonic() - last_report > _REPORT_EVERY_S:
-        last_report = time.monotonic()
-        report.print(f"synthetic_motion {split} clips")
-
-  # TFDS announces every build with download sizes, which mean nothing here;
-  # load_dataset prints its own lines instead.
-  def _log_download_bytes(self) -> None:
-    pass
-
-  def _log_download_done(self) -> None:
-    pass
+      report.print_every(f"synthetic_motion {split} clips")

@@ -31,7 +31,6 @@ build in the same data directory.
 import dataclasses
 import hashlib
 import os
-import time
 
 import av
 import gin
@@ -39,13 +38,13 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from vsearch import progress
+from vsearch.data import local_builder
 from vsearch.errors import UserError, VideoDecodeError
 
 NAME = "video_folder"
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mov")
 # Bump whenever decoding or the split changes, so older builds are not reused.
 _VERSION = tfds.core.Version("1.0.0")
-_REPORT_EVERY_S = 5.0
 # Codecs PyAV's bundled FFmpeg encodes, by container; used by encode_video.
 _CODECS = {".mp4": "mpeg4", ".avi": "mpeg4", ".mov": "mpeg4", ".webm": "libvpx"}
 
@@ -283,7 +282,7 @@ def make_builder(config: VideoFolderConfig, data_dir: str | None = None) -> "Vid
   return VideoFolder(config=config, data_dir=data_dir)
 
 
-class VideoFolder(tfds.core.GeneratorBasedBuilder):
+class VideoFolder(local_builder.LocalBuilder):
   """Labelled videos from a folder per class (see the module docstring).
 
   After a build by ``download_and_prepare``, ``skipped`` lists ``(path,
@@ -358,7 +357,6 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, split: str, items: list[tuple[str, int]]):
     report = progress.Progress(len(items))
-    last_report = time.monotonic()
     for path, label in items:
       try:
         frames = self._decode(path)
@@ -367,13 +365,4 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
       else:
         yield path, {"video": frames, "label": label}
       report.step()
-      if report.done == len(items) or time.monotonic() - last_report > _REPORT_EVERY_S:
-        last_report = time.monotonic()
-        report.print(f"video_folder {split} videos")
-
-  # Nothing is downloaded; the size lines TFDS prints would mean nothing.
-  def _log_download_bytes(self) -> None:
-    pass
-
-  def _log_download_done(self) -> None:
-    pass
+      report.print_every(f"video_folder {split} videos")

@@ -97,3 +97,11 @@ def choice(rng: np.random.Generator, options: Sequence[_T]) -> _T:
   which JSON cannot write).
   """
   return options[int(rng.integers(len(options)))]
+
+
+def expect_genome(genome: Any, genome_type: type, method: str) -> None:
+  """Raises TypeError unless ``genome`` is a ``genome_type``: a method reads only its own."""
+  if not isinstance(genome, genome_type):
+    raise TypeError(
+      f"{method} takes {genome_type.__module__}.{genome_type.__name__}, got {type(genome)}"
+    )

@@ -201,26 +201,19 @@ class AssembleNetMethod:
     removed, as long as every level keeps its minimum of nodes, and every
     weight of the child is left to be learned.
 
-    Args:
-      genome: the parent.
-      rng: the only source of randomness.
-      progress: unused; AssembleNet mutates at the same rate throughout.
-      learned: the parent record's ``learned`` (None if unknown).
-
-    Returns:
-      The child and what changed, e.g. "dropped 0->8 (0.16); add edge 2->9".
-
-    Raises:
-      UserError: the space offers no change that gives a valid child.
+    AssembleNet mutates at the same rate throughout, so ``progress`` is
+    unused; ``learned`` is the parent record's (None if unknown), and the
+    other arguments are as ``Method.mutate`` says. It returns the child and
+    what changed, e.g. "dropped 0->8 (0.16); add edge 2->9", and raises a
+    UserError when the space offers no change that gives a valid child.
     """
     del progress
-    if not isinstance(genome, Genome):
-      raise TypeError(f"AssembleNetMethod mutates assemblenet.Genome, got {type(genome)}")
+    base.expect_genome(genome, Genome, "AssembleNetMethod")
     parent = genome.with_learned_weights()
     weights = (learned or {}).get("connection_weights") if self.guided else None
-    base, notes, dropped = parent, [], set()
+    start, notes, dropped = parent, [], set()
     if weights:
-      base, notes, dropped = self._drop_weak(parent, weights)
+      start, notes, dropped = self._drop_weak(parent, weights)
     add_edge = lambda g, r: self._add_edge(g, r, avoid=dropped)
     changes = {
       "add_edge": add_edge,
@@ -236,7 +229,7 @@ class AssembleNetMethod:
     for _ in range(self.max_attempts):
       kind = names[int(rng.choice(len(names), p=p / p.sum()))]
       try:
-        proposal = changes[kind](base, rng)
+        proposal = changes[kind](start, rng)
         if proposal is None:
           continue
         child, description = proposal

@@ -260,12 +260,7 @@ class Genome:
   def to_dict(self) -> dict[str, Any]:
     """A JSON-compatible dict that ``Genome.from_dict`` reads back."""
     return {
-      "stem_conv_type": self.stem_conv_type,
-      "stem_time": self.stem_time,
-      "pool1_time": self.pool1_time,
-      "pool3_time": self.pool3_time,
-      "pool4_time": self.pool4_time,
-      "stem_filters": self.stem_filters,
+      **{field: getattr(self, field) for field in _GLOBAL_FIELDS},
       "stages": [s.to_dict() for s in self.stages],
     }
 
@@ -310,15 +305,16 @@ class Genome:
     return cls(stages=tuple(stages), **fields)
 
 
-_GENOME_KEYS = (
+# The genome's fields other than its stages.
+_GLOBAL_FIELDS = (
   "stem_conv_type",
   "stem_time",
   "pool1_time",
   "pool3_time",
   "pool4_time",
   "stem_filters",
-  "stages",
 )
+_GENOME_KEYS = (*_GLOBAL_FIELDS, "stages")
 
 
 def genome_distance(a: Genome, b: Genome) -> int:
@@ -334,17 +330,7 @@ def genome_distance(a: Genome, b: Genome) -> int:
   genomes at distance 0 build the same model up to the order of channels.
   Each term is a metric, so the sum is one too.
   """
-  distance = sum(
-    getattr(a, f) != getattr(b, f)
-    for f in (
-      "stem_conv_type",
-      "stem_time",
-      "pool1_time",
-      "pool3_time",
-      "pool4_time",
-      "stem_filters",
-    )
-  )
+  distance = sum(getattr(a, f) != getattr(b, f) for f in _GLOBAL_FIELDS)
   for x, y in zip(a.stages, b.stages):
     left, right = Counter(x.branches), Counter(y.branches)
     distance += abs(x.repeats - y.repeats) + (x.filters != y.filters)

@@ -129,17 +129,22 @@ class ITGMConv3D(tf.keras.layers.Layer):
   def to_conv3d(self) -> tf.keras.layers.Conv3D:
     """A built ``Conv3D`` of the same name holding the synthesized kernel."""
     kernel = self.kernel()
-    conv = tf.keras.layers.Conv3D(
-      self.filters,
-      self.kernel_size,
-      strides=self.strides,
-      padding="same",
-      use_bias=False,
-      name=self.name,
-    )
+    conv = _plain_conv3d(self)
     conv.build((None, None, None, None, int(kernel.shape[3])))
     conv.set_weights([kernel.numpy()])
     return conv
+
+
+def _plain_conv3d(layer) -> tf.keras.layers.Conv3D:
+  """An unbuilt Keras ``Conv3D`` with ``layer``'s name, filters, kernel size and strides."""
+  return tf.keras.layers.Conv3D(
+    layer.filters,
+    layer.kernel_size,
+    strides=layer.strides,
+    padding="same",
+    use_bias=False,
+    name=layer.name,
+  )
 
 
 def synthesize_itgm(model: tf.keras.Model) -> tf.keras.Model:
@@ -154,14 +159,7 @@ def synthesize_itgm(model: tf.keras.Model) -> tf.keras.Model:
   def clone(layer):
     if isinstance(layer, (ITGMConv3D, conv3d_lib.SpaceTimeConv3D)):
       replaced[layer.name] = layer
-      return tf.keras.layers.Conv3D(
-        layer.filters,
-        layer.kernel_size,
-        strides=layer.strides,
-        padding="same",
-        use_bias=False,
-        name=layer.name,
-      )
+      return _plain_conv3d(layer)
     return layer.__class__.from_config(layer.get_config())
 
   copy = tf.keras.models.clone_model(model, clone_function=clone)

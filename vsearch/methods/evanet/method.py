@@ -235,8 +235,7 @@ class EvanetMethod:
     Raises:
       UserError: the space offers no valid change.
     """
-    if not isinstance(genome, Genome):
-      raise TypeError(f"EvanetMethod mutates evanet.Genome, got {type(genome)}")
+    base.expect_genome(genome, Genome, "EvanetMethod")
     count = self.num_mutations(progress)
     for _ in range(self.max_attempts):
       child, changes = genome, []

@@ -207,12 +207,9 @@ class TvnMethod:
     space's block counts). New values come from the space; the parent need
     not be in it (a zoo genome mutates too). Block fields that cannot change
     the model (the temporal op of a block that sees one frame, the stride of
-    a kernel-1 op ...) are left alone while other fields can change.
-
-    Args:
-      genome: the parent.
-      rng: the only source of randomness.
-      progress: unused; TVN mutates at the same rate throughout.
+    a kernel-1 op ...) are left alone while other fields can change. TVN
+    mutates at the same rate throughout, so ``progress`` is unused; the
+    other arguments are as ``Method.mutate`` says.
 
     Returns:
       The child and what changed, e.g. "blocks[1].temporal_kernel 3 -> 5".
@@ -221,8 +218,7 @@ class TvnMethod:
       UserError: the space offers no change that gives a valid child.
     """
     del progress
-    if not isinstance(genome, Genome):
-      raise TypeError(f"TvnMethod mutates tvn.Genome, got {type(genome)}")
+    base.expect_genome(genome, Genome, "TvnMethod")
     kinds = {"block": self._mutate_block, "global": self._mutate_global}
     if len(genome.blocks) < self.space.max_blocks:
       kinds["add"] = self._add_block

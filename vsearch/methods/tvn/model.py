@@ -111,87 +111,47 @@ def repeat_stages(
   """
   first = repeat == 0
   stages = []
+
+  def add(op: str, name: str, **params) -> None:
+    # The stage of ``op`` on the current (frames, size, channels).
+    stages.append(_stage(op, frames, size, channels, name, **params))
+
   frames_in, size_in, channels_in = frames, size, channels
   if block.inverted_bottleneck:
     # The release hard-codes ReLU here, whatever the activation fields say.
-    stages.append(
-      _stage(
-        "expand",
-        frames,
-        size,
-        channels,
-        f"{prefix}_expand",
-        width=block.expanded_width,
-        act=layers.RELU,
-      )
-    )
+    add("expand", f"{prefix}_expand", width=block.expanded_width, act=layers.RELU)
     channels = width = block.expanded_width
   else:
     width = block.filters
+
+  def add_op(op: str, stride: int, act: Optional[str]) -> None:
+    # The block's spatial or temporal op.
+    kind, kernel = getattr(block, f"{op}_type"), getattr(block, f"{op}_kernel")
+    add(op, prefix, type=kind, kernel=kernel, stride=stride, width=width, act=act)
+
   stride = block.spatial_stride if first else 1
   if block.spatial_kernel > 1:
-    stages.append(
-      _stage(
-        "spatial",
-        frames,
-        size,
-        channels,
-        prefix,
-        type=block.spatial_type,
-        kernel=block.spatial_kernel,
-        stride=stride,
-        width=width,
-        act=block.spatial_activation,
-      )
-    )
+    add_op("spatial", stride, block.spatial_activation)
     size = math.ceil(size / stride)
     if block.spatial_type in ("conv", "depthwise"):
       channels = width
   if repeat % 2 == 0 and frames > 1 and block.temporal_kernel > 1:
     t_stride = block.temporal_stride if first else 1
     act = block.temporal_activation if block.temporal_type == "conv" else None
-    stages.append(
-      _stage(
-        "temporal",
-        frames,
-        size,
-        channels,
-        prefix,
-        type=block.temporal_type,
-        kernel=block.temporal_kernel,
-        stride=t_stride,
-        width=width,
-        act=act,
-      )
-    )
+    add_op("temporal", t_stride, act)
     frames = layers.temporal_frames(frames, t_stride)
     if block.temporal_type == "conv":
       channels = width
   if not block.inverted_bottleneck:
-    stages.append(
-      _stage(
-        "expand", frames, size, channels, f"{prefix}_expand", width=block.expanded_width, act=None
-      )
-    )
+    add("expand", f"{prefix}_expand", width=block.expanded_width, act=None)
     channels = block.expanded_width
   if block.squeeze > 0:
     # Identified by its bottleneck width, which is all the ratio sets.
-    stages.append(
-      _stage(
-        "se",
-        frames,
-        size,
-        channels,
-        f"{prefix}_se",
-        bottleneck=max(int(channels * block.squeeze), 8),
-      )
-    )
+    add("se", f"{prefix}_se", bottleneck=max(int(channels * block.squeeze), 8))
   if block.context_gate:
-    stages.append(_stage("cg", frames, size, channels, f"{prefix}_cg"))
+    add("cg", f"{prefix}_cg")
   if block.inverted_bottleneck:
-    stages.append(
-      _stage("project", frames, size, channels, f"{prefix}_project", width=block.filters)
-    )
+    add("project", f"{prefix}_project", width=block.filters)
     channels = block.filters
   if block.skip and frames == frames_in:
     shortcut_stride = stride if size != size_in else 1
@@ -206,10 +166,8 @@ def repeat_stages(
         stride=shortcut_stride,
       )
     )
-    stages.append(_stage("add", frames, size, channels, f"{prefix}_add"))
-  stages.append(
-    _stage("activation", frames, size, channels, f"{prefix}_out", kind=block.output_activation)
-  )
+    add("add", f"{prefix}_add")
+  add("activation", f"{prefix}_out", kind=block.output_activation)
   return stages, frames, size, channels
 
 
