@@ -11,5 +11,5 @@ from vsearch.data import clips, datasets, sequence_example, synthetic_motion, vi
 from vsearch.deploy import latency
 from vsearch.jobs import export, qat
 from vsearch.methods import registry
-from vsearch.search import claims, evolution, fitness, runner, runtime_gate
+from vsearch.search import claims, early_stopping, evolution, fitness, runner, runtime_gate
 from vsearch.train import full_training, strategy, trainer

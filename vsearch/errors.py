@@ -49,6 +49,18 @@ class OverLimitError(VsearchError):
     self.metrics = metrics
 
 
+class StoppedEarlyError(VsearchError):
+  """A child was clearly worse than the population part-way through training.
+
+  Attributes:
+    metrics: what the partial evaluation measured, recorded with the child.
+  """
+
+  def __init__(self, message: str, metrics: dict[str, Any]):
+    super().__init__(message)
+    self.metrics = metrics
+
+
 class ClaimLostError(VsearchError):
   """Another worker took over this worker's candidate; drop it."""
 

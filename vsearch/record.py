@@ -7,6 +7,7 @@ the type lives here, below every layer that reads it.
 """
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -15,6 +16,7 @@ RECORD_FORMAT = 1
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_OVER_LIMIT = "over_limit"  # measured, broke a limit, never trained
+STATUS_STOPPED = "stopped"  # stopped part-way: clearly worse than the population
 
 
 def format_id(index: int) -> str:
@@ -30,8 +32,11 @@ class Record:
     id: the candidate's id (``format_id`` of its index in the search).
     method: the search method's name, e.g. ``"tvn"``.
     genome: the genome as written by ``Genome.to_dict``.
-    status: ``"ok"``; ``"failed"`` with ``reason`` set; or ``"over_limit"``
-      (measured untrained, broke a runtime or parameter limit, not trained).
+    status: ``"ok"``; ``"failed"`` with ``reason`` set; ``"over_limit"``
+      (measured untrained, broke a runtime or parameter limit, not trained);
+      or ``"stopped"`` (early stopping ended its training part-way; its
+      metrics are the partial ones, ``reason`` says why). Only ``"ok"``
+      records have a fitness, so only they can be parents.
     parent: the parent's id; None for randomly sampled candidates.
     mutation: what changed from the parent (``"random"`` when sampled).
     metrics: what evaluation measured (accuracy, loss, parameters, ...).
@@ -68,6 +73,22 @@ class Record:
   def ok(self) -> bool:
     return self.status == STATUS_OK and self.fitness is not None
 
+  def standard_error(self, key: str = "accuracy") -> Optional[float]:
+    """The standard error of an accuracy metric, from the clips it was measured on.
+
+    ``sqrt(p (1 - p) / n)``: the binomial spread of an accuracy ``p`` over
+    ``n`` validation clips (``num_eval_clips`` for ``accuracy``,
+    ``num_int8_eval_clips`` for ``accuracy_int8``). None when either is
+    missing. Two accuracies closer than about twice this are not told apart
+    by the evaluation.
+    """
+    suffix = key[len("accuracy") :]
+    p = self.metrics.get(key)
+    n = self.metrics.get(f"num{suffix}_eval_clips" if suffix else "num_eval_clips")
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not isinstance(n, int) or n < 1:
+      return None
+    return standard_error(float(p), n)
+
   def to_dict(self) -> dict[str, Any]:
     return {"format": RECORD_FORMAT, **dataclasses.asdict(self)}
 
@@ -88,3 +109,8 @@ def best_record(records: Sequence[Record]) -> Optional[Record]:
   """The fittest successful record (the earliest among equals), or None."""
   ok = [r for r in records if r.ok]
   return max(ok, key=lambda r: (r.fitness, -r.index)) if ok else None
+
+
+def standard_error(accuracy: float, num_clips: int) -> float:
+  """``sqrt(p (1 - p) / n)``: the standard error of an accuracy over ``n`` clips."""
+  return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / num_clips)

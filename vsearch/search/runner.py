@@ -26,14 +26,21 @@ from vsearch import files
 from vsearch import record as record_lib
 from vsearch.data import clips as clips_lib
 from vsearch.data import datasets
-from vsearch.errors import CandidateError, ClaimLostError, OverLimitError, UserError
+from vsearch.errors import (
+  CandidateError,
+  ClaimLostError,
+  OverLimitError,
+  StoppedEarlyError,
+  UserError,
+)
 from vsearch.methods import genome_source, zoo
 from vsearch.methods.base import Genome, Method
-from vsearch.progress import Progress, format_duration
+from vsearch.progress import Progress
 from vsearch.record import Record, best_record
 from vsearch.search import claims as claims_lib
 from vsearch.search import fitness as fitness_lib
 from vsearch.search import summaries as summaries_lib
+from vsearch.search.early_stopping import EarlyStopping
 from vsearch.search.evolution import Evolution
 from vsearch.search.runtime_gate import RuntimeGate
 from vsearch.search.store import RecordStore
@@ -97,6 +104,7 @@ class Search:
     checkpoint_every: int = 500,
     wait_poll_s: float = 10.0,
     finish: Optional[Callable[..., Any]] = None,
+    early_stopping: Optional[EarlyStopping] = None,
   ):
     self.workdir = workdir
     self.strategy = strategy or tf.distribute.get_strategy()
@@ -112,6 +120,7 @@ class Search:
     self._load_dataset = load_dataset
     self.runtime_gate = runtime_gate
     self.finish = finish
+    self.early_stopping = early_stopping
     self.store = RecordStore(workdir)
     self.worker_id = worker_id or socket.gethostname()
     self.claims = claims_lib.Claims(workdir, self.worker_id, claim_settings)
@@ -172,7 +181,7 @@ class Search:
           flush=True,
         )
       with claim:
-        record = self._run_candidate(claim, dataset)
+        record = self._run_candidate(claim, dataset, records)
       if record is None:
         print(f"Candidate {claim.id} was taken over by another worker; moving on.", flush=True)
         continue
@@ -185,7 +194,7 @@ class Search:
       self.claims.release(claim.id)
       records = self.store.read_all()
       progress.update(len(self.store.ids() & self._all_ids()))
-      progress.print(_describe(record, records))
+      progress.print(summaries_lib.describe(record, records))
       summaries.write(record, records)
     summaries.close()
     return self._finish(self.store.read_all())
@@ -228,10 +237,14 @@ class Search:
     return claims_lib.Proposal(genome=genome.to_dict(), parent=parent, mutation=change, seed=seed)
 
   def _run_candidate(
-    self, claim: claims_lib.Claim, dataset: datasets.VideoDataset
+    self, claim: claims_lib.Claim, dataset: datasets.VideoDataset, records: list[Record]
   ) -> Optional[Record]:
     """Trains the claimed child; None when another worker took it over."""
     start = time.perf_counter()
+    bar = None
+    if self.early_stopping:
+      earlier = [r for r in records if r.index < int(claim.id)]
+      bar = self.early_stopping.bar(self.evolution.population(earlier))
     proposal = claim.proposal
     genome = self.method.genome_from_dict(proposal.genome)
     fields = dict(
@@ -245,7 +258,7 @@ class Search:
     )
     timings, learned = {}, {}
     try:
-      metrics = self._train(genome, proposal.seed, dataset, timings, claim, learned)
+      metrics = self._train(genome, proposal.seed, dataset, timings, claim, learned, bar)
       fields.update(
         status=record_lib.STATUS_OK, metrics=metrics, fitness=float(self.fitness(metrics))
       )
@@ -253,6 +266,8 @@ class Search:
       return None
     except OverLimitError as e:
       fields.update(status=record_lib.STATUS_OVER_LIMIT, reason=str(e), metrics=e.metrics)
+    except StoppedEarlyError as e:
+      fields.update(status=record_lib.STATUS_STOPPED, reason=str(e), metrics=e.metrics)
     except CandidateError as e:
       fields.update(status=record_lib.STATUS_FAILED, reason=str(e))
     except tf.errors.ResourceExhaustedError as e:
@@ -274,11 +289,14 @@ class Search:
     timings: dict[str, float],
     claim: claims_lib.Claim,
     learned: dict[str, Any],
+    bar: Optional[float] = None,
   ) -> dict[str, Any]:
     """Gates, trains and evaluates one genome.
 
     Fills ``timings`` as it goes, and ``learned`` with the method's
-    ``learned_state`` of the trained model when it has one.
+    ``learned_state`` of the trained model when it has one. With early
+    stopping, a child validated part-way below ``bar`` (the population's
+    worst fitness) raises StoppedEarlyError.
     """
     config = self.train_config
     spec = self.method.clip_spec(genome)
@@ -291,7 +309,7 @@ class Search:
     )
     build = lambda: self.method.build(genome, dataset.num_classes)
     gate = self.runtime_gate
-    metrics = {}
+    metrics: dict[str, Any] = {"num_classes": dataset.num_classes}
     if gate:
       start = time.perf_counter()
       with strategy_lib.float32_policy():
@@ -322,6 +340,7 @@ class Search:
         checkpoint_dir=claim.checkpoint_dir if self.checkpoint_every else None,
         checkpoint_every=self.checkpoint_every,
         on_progress=on_progress,
+        **self._probe(bar),
       )
       with writer.as_default(step=config.steps):
         tf.summary.scalar("validation/accuracy", trained["accuracy"])
@@ -343,6 +362,16 @@ class Search:
       metrics.update(gate.evaluate(deployed, train_data, eval_data))
       timings["deployed_evaluate_s"] = time.perf_counter() - start
     return metrics
+
+  def _probe(self, bar: Optional[float]) -> dict[str, Any]:
+    """The arguments that make ``train_and_evaluate`` stop a hopeless child part-way."""
+    if not self.early_stopping or bar is None:
+      return {}
+    steps = self.train_config.steps
+    return {
+      "probe_step": self.early_stopping.probe_step(steps),
+      "on_probe": lambda step, metrics: self.early_stopping.check(step, steps, metrics, bar),
+    }
 
   def _check_strategy(self) -> None:
     resolver = getattr(self.strategy, "cluster_resolver", None)
@@ -405,22 +434,6 @@ def read_genome(method: Method, ref: str) -> Genome:
   if ref in zoo.names():
     return genome_source.resolve(zoo_name=ref).genome
   return genome_source.resolve(genome_file=ref, method=method.name).genome
-
-
-def _describe(record: Record, records: Sequence[Record]) -> str:
-  origin = f"child of {record.parent} ({record.mutation})" if record.parent else record.mutation
-  seconds = format_duration(record.timings.get("total_s", 0.0))
-  if record.ok:
-    outcome = f"acc {record.metrics['accuracy']:.3f} fitness {record.fitness:.3f} in {seconds}"
-    if "latency_ms" in record.metrics:
-      outcome += f" ({record.metrics['latency_ms']:.2f} ms)"
-  elif record.status == record_lib.STATUS_OVER_LIMIT:
-    outcome = f"over limit, not trained ({seconds}): {record.reason}"
-  else:
-    outcome = f"FAILED in {seconds}: {record.reason}"
-  best = best_record(records)
-  best_text = f"best {best.fitness:.3f} ({best.id})" if best else "no success yet"
-  return f"{record.id} {origin}: {outcome} | {best_text}"
 
 
 def _now() -> str:

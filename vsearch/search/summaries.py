@@ -1,4 +1,4 @@
-"""Search-level TensorBoard scalars: how the search is going, per worker."""
+"""What a search tells as it goes: a progress line per candidate, TensorBoard scalars."""
 
 import os
 import time
@@ -7,7 +7,31 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from vsearch.record import Record, best_record
+from vsearch.progress import format_duration
+from vsearch.record import STATUS_OVER_LIMIT, STATUS_STOPPED, Record, best_record
+
+
+def describe(record: Record, records: Sequence[Record]) -> str:
+  """The progress line of a finished candidate: what it was, how it did, the best so far."""
+  origin = f"child of {record.parent} ({record.mutation})" if record.parent else record.mutation
+  seconds = format_duration(record.timings.get("total_s", 0.0))
+  if record.ok:
+    se = record.standard_error()
+    spread = f" ± {se:.3f}" if se is not None else ""
+    outcome = (
+      f"acc {record.metrics['accuracy']:.3f}{spread} fitness {record.fitness:.3f} in {seconds}"
+    )
+    if "latency_ms" in record.metrics:
+      outcome += f" ({record.metrics['latency_ms']:.2f} ms)"
+  elif record.status == STATUS_OVER_LIMIT:
+    outcome = f"over limit, not trained ({seconds}): {record.reason}"
+  elif record.status == STATUS_STOPPED:
+    outcome = f"{record.reason} ({seconds})"
+  else:
+    outcome = f"FAILED in {seconds}: {record.reason}"
+  best = best_record(records)
+  best_text = f"best {best.fitness:.3f} ({best.id})" if best else "no success yet"
+  return f"{record.id} {origin}: {outcome} | {best_text}"
 
 
 class SearchSummaries:

@@ -337,6 +337,8 @@ def train_and_evaluate(
   checkpoint_dir: Optional[str] = None,
   checkpoint_every: int = 0,
   on_progress: Callable[[int, float], None] | None = None,
+  probe_step: int = 0,
+  on_probe: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float], tf.keras.Model]:
   """Builds, trains and evaluates one model, resuming from a checkpoint if any.
 
@@ -354,6 +356,10 @@ def train_and_evaluate(
       crossed, at the end of a ``steps_per_call`` call); 0 saves none.
     on_progress: called after each call with (steps done, mean loss); it may
       raise to abandon the training.
+    probe_step: validate once when this step is crossed (before the last
+      call) and pass the metrics to ``on_probe``; 0 never does.
+    on_probe: called with (steps done, validation metrics); it may raise to
+      stop the training there (early stopping).
 
   Returns:
     (metrics, timings, model): metrics has accuracy, loss, train_loss and
@@ -378,6 +384,8 @@ def train_and_evaluate(
     before, last[0] = last[0], done
     if on_progress:
       on_progress(done, loss)
+    if on_probe and probe_step and before < probe_step <= done < config.steps:
+      on_probe(done, trainer.evaluate(eval_data))
     if (
       save and checkpoint_every and done < config.steps and crossed(before, done, checkpoint_every)
     ):
