@@ -8,6 +8,7 @@ import gin
 import keras
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from vsearch.data import datasets
 from vsearch.data import synthetic_motion as sm
@@ -157,6 +158,41 @@ def test_load_dataset_builds_the_gin_sized_dataset_once(tmp_path, capsys):
   again = datasets.load_dataset(data_dir=str(tmp_path))
   assert "Generat" not in capsys.readouterr().out
   assert again.num_train == 6
+
+
+def test_cached_examples_give_the_clips_of_uncached_ones(tmp_path):
+  _bind_size(**TINY)
+  cached = datasets.load_dataset(data_dir=str(tmp_path), cache="memory")
+  plain = datasets.load_dataset(data_dir=str(tmp_path), cache="none")
+  assert "CacheDataset" in type(cached.train).__name__ and "Cache" not in type(plain.train).__name__
+  spec = ClipSpec(num_frames=2, frame_stride=1, resolution=16)
+
+  def batches(data, training):
+    split = data.train if training else data.validation
+    clips = make_clips(split, spec, batch_size=4, training=training, seed=3)
+    # Five batches of 4 cross the 6 training clips' epoch twice: the cache is read back.
+    return [(x.numpy(), y.numpy()) for x, y in clips.take(5)]
+
+  for training in (True, False):
+    for (a, la), (b, lb) in zip(batches(cached, training), batches(plain, training), strict=True):
+      np.testing.assert_array_equal(a, b)
+      np.testing.assert_array_equal(la, lb)
+  # A second search candidate reads the same cached examples again.
+  np.testing.assert_array_equal(batches(cached, True)[4][0], batches(plain, True)[4][0])
+
+
+def test_auto_cache_takes_datasets_of_static_shape_that_fit(tmp_path):
+  _bind_size(**TINY)
+  features = datasets.prepare_dataset("synthetic_motion", str(tmp_path)).info.features
+  # 4 frames x 16 x 16 x 4 channels (video and objects) + an int64 label = 4104 bytes a clip.
+  assert datasets._caches("auto", features, 10, limit_mb=4104 * 10 / 2**20)
+  assert not datasets._caches("auto", features, 11, limit_mb=4104 * 10 / 2**20)
+  assert datasets._caches("memory", features, 10**9, limit_mb=0)
+  assert not datasets._caches("none", features, 1, limit_mb=1e9)
+  variable = tfds.features.FeaturesDict({"video": tfds.features.Video((None, None, None, 3))})
+  assert not datasets._caches("auto", variable, 1, limit_mb=1e9)
+  with pytest.raises(UserError, match="load_dataset.cache"):
+    datasets._caches("disk", features, 1, limit_mb=1)
 
 
 def test_load_dataset_user_errors(tmp_path):

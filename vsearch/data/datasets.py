@@ -15,6 +15,7 @@ import os
 import time
 
 import gin
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -201,6 +202,24 @@ def prepare_dataset(
   return builder
 
 
+_CACHE_CHOICES = ("auto", "memory", "none")
+
+
+def _caches(cache: str, features, num_examples: int, limit_mb: float) -> bool:
+  """Whether ``load_dataset`` keeps the decoded examples in memory."""
+  if cache not in _CACHE_CHOICES:
+    raise UserError(f"load_dataset.cache must be one of {_CACHE_CHOICES}, got {cache!r}")
+  if cache != "auto":
+    return cache == "memory"
+  decoded_bytes = 0
+  for feature in features.values():
+    shape = tuple(getattr(feature, "shape", ()))
+    if None in shape:
+      return False  # Variable-sized videos: their decoded size is not known here.
+    decoded_bytes += int(np.prod(shape, dtype=np.int64)) * np.dtype(feature.np_dtype).itemsize
+  return num_examples * decoded_bytes <= limit_mb * 2**20
+
+
 @gin.configurable
 def load_dataset(
   name: str = SYNTHETIC,
@@ -208,6 +227,8 @@ def load_dataset(
   train_split: str = "train",
   validation_split: str = "validation",
   download: bool = True,
+  cache: str = "auto",
+  cache_limit_mb: float = 2048.0,
 ) -> VideoDataset:
   """Loads a video dataset, preparing it first if ``data_dir`` lacks it.
 
@@ -222,6 +243,12 @@ def load_dataset(
       "test" there.
     download: whether a missing TFDS dataset may be downloaded;
       synthetic_motion is generated locally whatever this says.
+    cache: keep the decoded examples in memory after their first pass, so
+      later epochs and later candidates of a search skip reading and
+      decoding them: 'auto' when every feature has a static shape and both
+      splits fit in ``cache_limit_mb`` decoded (synthetic_motion does),
+      'memory' always, 'none' never.
+    cache_limit_mb: the decoded size 'auto' caches up to.
 
   Returns:
     The VideoDataset, with examples in a fixed order.
@@ -244,6 +271,8 @@ def load_dataset(
     num_validation = _num_examples(builder, name, validation_split, "validation_split")
     train = builder.as_dataset(split=train_split, shuffle_files=False)
     validation = builder.as_dataset(split=validation_split, shuffle_files=False)
+    if _caches(cache, features, num_train + num_validation, cache_limit_mb):
+      train, validation = train.cache(), validation.cache()
   full_name = builder.name
   if builder.builder_config is not None:
     full_name += "/" + builder.builder_config.name
