@@ -39,6 +39,7 @@ class TrainConfig:
       per-replica sizes: the global batch grows with the replicas (8 TPU
       cores train on 8x the batch) and the learning rate with it (the
       linear scaling rule). See ``for_replicas``.
+    jit_compile: compile each training step with XLA.
   """
 
   steps: int = 100
@@ -50,6 +51,7 @@ class TrainConfig:
   steps_per_call: int = 10
   eval_batch_size: int = 32
   per_replica_batch: bool = False
+  jit_compile: bool = False
 
   def for_replicas(self, num_replicas: int) -> "TrainConfig":
     """The config with global sizes for ``num_replicas`` replicas in sync."""
@@ -133,6 +135,9 @@ class Trainer:
       grads = tape.gradient(loss, model.trainable_variables)
       optimizer.apply_gradients(zip(grads, model.trainable_variables))
       return loss
+
+    if self.config.jit_compile:
+      step = tf.function(step, jit_compile=True)
 
     @tf.function
     def train_steps(iterator, num_steps):
