@@ -13,6 +13,7 @@ from absl import app, flags
 from launch import common
 
 common.define_flags(strategy=True, required=["workdir"])
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
 FLAGS = flags.FLAGS
 
 

@@ -17,6 +17,7 @@ flags.DEFINE_string(
   "out", None, "Folder for saved_model/, model_float.tflite, model_int8.tflite and export.json."
 )
 common.define_flags(genome=True, required=["out"])
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
 FLAGS = flags.FLAGS
 
 

@@ -14,6 +14,7 @@ from absl import app, flags
 from launch import common
 
 common.define_flags(genome=True, strategy=True, required=["workdir"])
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
 FLAGS = flags.FLAGS
 
 

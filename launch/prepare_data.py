@@ -31,6 +31,7 @@ flags.DEFINE_integer(
   "max_frames", None, "video_folder: keep at most this many frames per video (0: all)."
 )
 flags.mark_flags_as_required(["dataset", "data_dir"])
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
 FLAGS = flags.FLAGS
 
 _MAX_SKIPS_LISTED = 20

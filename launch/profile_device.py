@@ -48,6 +48,7 @@ flags.DEFINE_bool("xnnpack", True, "profile: use the XNNPACK delegate.")
 flags.DEFINE_integer("rounds", 3, "profile: passes over all files.")
 flags.DEFINE_integer("runs", 10, "profile: timed invokes per file and round.")
 flags.mark_flag_as_required("out")
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
 FLAGS = flags.FLAGS
 
 _USAGE = "usage: python -m launch.profile_device prepare|profile --out=DIR ..."

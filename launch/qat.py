@@ -13,6 +13,7 @@ from launch import common
 
 flags.DEFINE_string("out", None, "Where the TFLite files and qat.json go.")
 flags.mark_flags_as_required(["workdir", "out"])
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
 FLAGS = flags.FLAGS
 
 

@@ -20,6 +20,7 @@ flags.DEFINE_string(
   "(benchmarks/latency.py --json) to place on the latency plot; "
   "default WORKDIR/zoo_latency.json when it exists.",
 )
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
 FLAGS = flags.FLAGS
 
 

@@ -22,6 +22,7 @@ flags.DEFINE_string(
   "workdir (default: the host name). Restarted under the same "
   "name, a worker resumes the child it was training.",
 )
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
 FLAGS = flags.FLAGS
 
 
