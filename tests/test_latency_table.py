@@ -56,6 +56,7 @@ SEARCH_SPACE = dict(
   squeeze_ratios=(0.0,),
   context_gates=(False,),
   skips=(False,),
+  head_pools=("max_space",),
 )
 CLASSES = 4
 

@@ -222,6 +222,28 @@ def test_space_is_gin_configurable():
   assert method.sample(np.random.default_rng(0)).resolution == 48
 
 
+def test_head_pool_is_read_written_and_checked():
+  genome = zoo.genome("tvn1")
+  assert genome.head_pool == "mean" and "head_pool" not in genome.to_dict()
+  max_head = dataclasses.replace(genome, head_pool="max_space")
+  assert max_head.to_dict()["head_pool"] == "max_space"
+  assert tvn.Genome.from_dict(max_head.to_dict()) == max_head
+  with pytest.raises(InvalidGenomeError, match="head_pool: got 'sum'"):
+    dataclasses.replace(genome, head_pool="sum")
+
+
+def test_a_space_of_both_heads_samples_and_mutates_both():
+  method = tvn.TvnMethod(_tiny_space(head_pools=("mean", "max_space")))
+  heads = {method.sample(np.random.default_rng(s)).head_pool for s in range(40)}
+  assert heads == {"mean", "max_space"}
+  # One choice draws nothing from the generator: the same seed, the same blocks.
+  one = tvn.TvnMethod(_tiny_space(head_pools=("max_space",))).sample(np.random.default_rng(3))
+  plain = tvn.TvnMethod(_tiny_space()).sample(np.random.default_rng(3))
+  assert dataclasses.replace(one, head_pool="mean") == plain
+  changes = [method.mutate(plain, np.random.default_rng(s))[1] for s in range(200)]
+  assert any(c.startswith("head_pool 'mean' -> 'max_space'") for c in changes)
+
+
 def _assert_in_space(genome, space):
   assert space.min_blocks <= len(genome.blocks) <= space.max_blocks
   assert genome.resolution in space.resolutions

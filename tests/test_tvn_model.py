@@ -1,5 +1,7 @@
 """The TVN Keras builder and the video layers it is made of."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -217,3 +219,19 @@ def test_free_reshape_folds_time_into_batch():
   assert layer(tf.zeros((2, 5, 4, 4, 3))).shape == (10, 4, 4, 3)
   again = layers.FreeReshape.from_config(layer.get_config())
   assert again.target_shape == (4, 4, 3)
+
+
+def test_max_space_head_keeps_the_peak_of_each_frame_and_converts_to_int8():
+  from vsearch.deploy import quantize
+
+  genome = dataclasses.replace(_genome(_block(), _block()), head_pool="max_space")
+  model = tvn.build_model(genome, CLASSES)
+  assert {"head_pool_space_max", "head_pool"} <= _names(model)
+  clips = _clips(3, genome)
+  features = tf.keras.Model(model.inputs, model.get_layer("head_pool").output)
+  last = tf.keras.Model(model.inputs, model.get_layer("block1_rep0_out").output)
+  frames = last(clips, training=False).numpy()  # (B·T, H, W, C)
+  expected = frames.reshape(3, FRAMES, -1, frames.shape[-1]).max(axis=2).mean(axis=1)
+  np.testing.assert_allclose(features(clips, training=False), expected, rtol=1e-5, atol=1e-6)
+  converted = quantize.to_tflite(model, quantize.INT8, np.tanh(clips), num_calibration_clips=3)
+  assert converted.fully_int8

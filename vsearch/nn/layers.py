@@ -31,6 +31,14 @@ ACTIVATIONS = (RELU, HSWISH)
 
 # He-normal as the TVN release initialises every conv (fan-in, scale 2).
 _KERNEL_INIT = "he_normal"
+# The last conv of a squeeze-excite or context gate starts near zero, so every
+# gate starts at sigmoid(0) = 0.5 for every clip: a constant scale the next BN
+# removes, rather than the random clip-dependent gain per channel He-normal
+# gives (in 300-step budgets that noise cost squeeze-excite genomes 0.1-0.7
+# accuracy in one seed of three; benchmarks/README.md).
+_GATE_INIT = tf.keras.initializers.VarianceScaling(
+  scale=0.02, mode="fan_in", distribution="truncated_normal"
+)
 _BN_MOMENTUM = 0.9
 _BN_EPSILON = 1e-5
 
@@ -239,6 +247,19 @@ def clip_mean(x, num_frames: int, keepdims: bool = False, *, name: str):
   )
 
 
+def space_max_time_mean(x, num_frames: int, *, name: str):
+  """Max over (H, W) per frame, then mean over T: (B·T, H, W, C) -> (B, C).
+
+  A head for motion: a direction-selective unit fires only where something
+  moves (the edges of small objects), and the spatial max keeps that peak
+  where a mean over the whole clip dilutes it with the static background.
+  """
+  channels = x.shape[-1]
+  x = tf.keras.layers.GlobalMaxPooling2D(keepdims=True, name=f"{name}_space_max")(x)
+  x = FreeReshape((num_frames, 1, channels), name=f"{name}_fold")(x)
+  return tf.keras.layers.GlobalAveragePooling2D(name=name)(x)
+
+
 def _apply_clip_gate(x, folded, gate, name: str):
   """Multiplies every frame of each clip by that clip's (B, 1, 1, C) gate."""
   _, height, width, channels = x.shape
@@ -260,7 +281,7 @@ def squeeze_excite(x, num_frames: int, ratio: float, *, name: str):
     max(int(channels * ratio), 8), 1, kernel_initializer=_KERNEL_INIT, name=f"{name}_reduce"
   )(s)
   s = tf.keras.layers.ReLU(name=f"{name}_relu")(s)
-  s = tf.keras.layers.Conv2D(channels, 1, kernel_initializer=_KERNEL_INIT, name=f"{name}_expand")(s)
+  s = tf.keras.layers.Conv2D(channels, 1, kernel_initializer=_GATE_INIT, name=f"{name}_expand")(s)
   s = tf.keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(s)
   return _apply_clip_gate(x, folded, s, name=f"{name}_gate")
 
@@ -274,6 +295,6 @@ def context_gate(x, num_frames: int, *, name: str):
   channels = x.shape[-1]
   folded = _fold_clip(x, num_frames, name=f"{name}_fold")
   g = tf.keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(folded)
-  g = tf.keras.layers.Conv2D(channels, 1, kernel_initializer=_KERNEL_INIT, name=f"{name}_fc")(g)
+  g = tf.keras.layers.Conv2D(channels, 1, kernel_initializer=_GATE_INIT, name=f"{name}_fc")(g)
   g = tf.keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(g)
   return _apply_clip_gate(x, folded, g, name=f"{name}_gate")

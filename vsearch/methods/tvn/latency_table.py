@@ -128,8 +128,10 @@ def enumerate_space(space, num_classes: int) -> dict[str, Stage]:
   for depth in range(space.max_blocks + 1):
     if depth >= space.min_blocks:
       for frames, size, channels in frontier:
-        head = Stage("head", frames, size, channels, (("num_classes", num_classes),))
-        stages[head.key()] = head
+        for pool in space.head_pools:
+          params = {"num_classes": num_classes, **({} if pool == "mean" else {"pool": pool})}
+          head = Stage("head", frames, size, channels, tuple(sorted(params.items())))
+          stages[head.key()] = head
     if depth == space.max_blocks:
       break
     following = set()

@@ -44,6 +44,7 @@ _GLOBAL_CHOICES = {
   "resolution": "resolutions",
   "num_frames": "frame_counts",
   "frame_stride": "frame_strides",
+  "head_pool": "head_pools",
 }
 
 # How often each kind of mutation is drawn (among those possible).
@@ -63,7 +64,9 @@ class TvnSearchSpace:
   (the published ones are arbitrary reals). The mobile extras are off; bind
   ``inverted_bottlenecks = (False, True)`` and ``activations = ('relu',
   'hswish')`` for a TVN-Mobile-like search. A kernel-1 op always has stride
-  1, whatever the stride choices.
+  1, whatever the stride choices. ``head_pools`` is the published mean head
+  alone; ``('max_space',)`` gives every genome the max-over-space head (see
+  ``Genome.head_pool``), and both lets the search choose.
 
   Raises:
     UserError: a choice list is empty or holds a value no genome allows.
@@ -88,6 +91,7 @@ class TvnSearchSpace:
   skips: Sequence[bool] = (False, True)
   inverted_bottlenecks: Sequence[bool] = (False,)
   activations: Sequence[str] = (layers.RELU,)
+  head_pools: Sequence[str] = ("mean",)
 
   def __post_init__(self):
     for f in dataclasses.fields(self):
@@ -187,6 +191,12 @@ class TvnMethod:
           num_frames=base.choice(rng, space.frame_counts),
           frame_stride=base.choice(rng, space.frame_strides),
           blocks=tuple(self.sample_block(rng) for _ in range(num_blocks)),
+          # One choice draws nothing: a seed samples the genomes it always did.
+          head_pool=(
+            space.head_pools[0]
+            if len(space.head_pools) == 1
+            else base.choice(rng, space.head_pools)
+          ),
         )
       except InvalidGenomeError:
         continue  # The strides collapsed the resolution; draw again.

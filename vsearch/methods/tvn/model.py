@@ -25,7 +25,11 @@ One repeat of a block, in order:
 8. the output activation.
 
 Repeat 0 uses the block's strides; later repeats use stride 1.
-Head: mean over (T, H, W) → dropout → dense logits (no softmax).
+Head: mean over (T, H, W) → dropout → dense logits (no softmax). With
+``Genome.head_pool = 'max_space'`` the pool is a max over (H, W) per frame, then a mean
+over T: on motion data a mean over the whole clip dilutes the sparse responses
+of direction-selective units, and most genomes learn several times slower
+(benchmarks/README.md, "What the smoke space learns").
 """
 
 import dataclasses
@@ -172,7 +176,11 @@ def repeat_stages(
 
 
 def genome_stages(genome: Genome, num_classes: int) -> list[Stage]:
-  """Every stage of ``genome``'s model, in order, the head last."""
+  """Every stage of ``genome``'s model, in order, the head last.
+
+  A 'mean' head keeps the key it always had; another pool is a parameter of
+  the head stage, so latency tables tell them apart.
+  """
   frames, size, channels = genome.num_frames, genome.resolution, 3
   stages = []
   for i, block in enumerate(genome.blocks):
@@ -181,7 +189,8 @@ def genome_stages(genome: Genome, num_classes: int) -> list[Stage]:
         block, r, frames, size, channels, prefix=f"block{i}_rep{r}"
       )
       stages.extend(repeat)
-  stages.append(_stage("head", frames, size, channels, "head", num_classes=num_classes))
+  pool = {} if genome.head_pool == "mean" else {"pool": genome.head_pool}
+  stages.append(_stage("head", frames, size, channels, "head", num_classes=num_classes, **pool))
   return stages
 
 
@@ -238,7 +247,10 @@ def apply_stage(x, stage: Stage, shortcut: Optional[Any] = None, dropout_rate: f
   if op == "activation":
     return layers.activation(x, p["kind"], name=name)
   if op == "head":
-    x = layers.clip_mean(x, stage.frames, name="head_pool")
+    if p.get("pool", "mean") == "max_space":
+      x = layers.space_max_time_mean(x, stage.frames, name="head_pool")
+    else:
+      x = layers.clip_mean(x, stage.frames, name="head_pool")
     x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
     return tf.keras.layers.Dense(
       p["num_classes"],
