@@ -251,3 +251,28 @@ def test_report_while_a_real_search_runs_and_after_it_finishes(tmp_path):
   assert f"Best: {written.best.id}" in output
   assert f"{written.best.id}</a></b> fitness" in page
   assert len(load.load_search(workdir).records) == 4
+
+
+def test_chance_level_and_standard_error_come_from_the_records():
+  four = [
+    Record(
+      id=format_id(i),
+      method="tvn",
+      genome={},
+      status="ok",
+      fitness=0.9,
+      metrics={
+        "accuracy": 0.9,
+        "num_eval_clips": 400,
+        "num_classes": 4,
+        "accuracy_int8": 0.5,
+        "num_int8_eval_clips": 100,
+      },
+    )
+    for i in range(2)
+  ]
+  assert analysis.chance_level(four) == 0.25
+  assert analysis.chance_level([_record(0, 0.3)]) is None  # written before num_classes
+  assert four[0].standard_error() == pytest.approx(0.015)  # sqrt(0.9 * 0.1 / 400)
+  assert four[0].standard_error("accuracy_int8") == pytest.approx(0.05)
+  assert _record(0, 0.3).standard_error() is None

@@ -15,6 +15,13 @@ def metric(record: Record, key: str) -> Optional[float]:
   return load.number(record.metrics.get(key)) if isinstance(record.metrics, dict) else None
 
 
+def chance_level(records: Sequence[Record]) -> Optional[float]:
+  """1 / classes: the accuracy of guessing, from the records' ``num_classes``; None if unknown."""
+  classes = {r.metrics.get("num_classes") for r in records if isinstance(r.metrics, dict)}
+  classes = {c for c in classes if isinstance(c, int) and c > 0}
+  return 1.0 / classes.pop() if len(classes) == 1 else None
+
+
 def accuracy_key(records: Sequence[Record]) -> str:
   """``accuracy_int8`` when the search measured the deployed model, else ``accuracy``."""
   return (

@@ -149,8 +149,9 @@ def write_report(
     figures.append(
       (
         "progress.png",
-        "Best fitness so far against candidates evaluated and "
-        "against wall time (dots: each successful candidate).",
+        "Best fitness so far against candidates evaluated and against wall time; dots are "
+        "each successful candidate's accuracy with a bar of one standard error, and the "
+        "dotted line is chance.",
         plots.plot_progress(data),
       )
     )

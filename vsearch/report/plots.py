@@ -48,8 +48,37 @@ def _new_figure(width: float = 7.5, height: float = 4.2):
   return fig, ax
 
 
+def _accuracies(
+  ax,
+  xs,
+  records: Sequence[Record],
+  key: str,
+  size: float,
+  label: str = "candidate {key} (± 1 s.e.)",
+) -> None:
+  """Each record's ``key`` accuracy at ``xs``, with its standard error as a bar."""
+  ys = [analysis.metric(r, key) for r in records]
+  errors = [r.standard_error(key) or 0.0 for r in records]
+  ax.errorbar(xs, ys, yerr=errors, fmt="none", ecolor=_PALETTE["ok"], alpha=0.35, linewidth=1)
+  ax.scatter(xs, ys, s=size, color=_PALETTE["ok"], alpha=0.6, label=label.format(key=key))
+
+
+def _chance(ax, records: Sequence[Record]) -> None:
+  """A dotted line at the accuracy of guessing, when the records say how many classes."""
+  chance = analysis.chance_level(records)
+  if chance is not None:
+    ax.axhline(
+      chance, color=_PALETTE["limit"], linestyle=":", linewidth=1.2, label=f"chance ({chance:.2f})"
+    )
+
+
 def plot_progress(data: SearchData):
-  """Best-so-far fitness and accuracy against candidates evaluated and wall time."""
+  """Best-so-far fitness and accuracy against candidates evaluated and wall time.
+
+  Dots are each successful candidate's accuracy with its standard error; a
+  dotted line marks chance, so a search that selects on noise shows as dots
+  scattered on that line.
+  """
   records, key = data.records, analysis.accuracy_key(data.records)
   fig, (by_count, by_time) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=_FIGURE_DPI)
   fitness_curve = analysis.best_so_far(records)
@@ -61,14 +90,7 @@ def plot_progress(data: SearchData):
     (by_time, [None if h is None else h * 60 for h in hours], "wall time (minutes)"),
   ):
     points = [(x, r) for x, r in zip(xs, records) if x is not None and r.ok]
-    ax.scatter(
-      [x for x, _ in points],
-      [r.fitness for _, r in points],
-      s=14,
-      color=_PALETTE["ok"],
-      alpha=0.45,
-      label="candidate fitness",
-    )
+    _accuracies(ax, [x for x, _ in points], [r for _, r in points], key, size=14)
     lines = [(fitness_curve, _PALETTE["front"], "best fitness so far", "-")]
     if accuracy_curve == fitness_curve:
       lines[0] = (fitness_curve, _PALETTE["front"], f"best fitness (= {key}) so far", "-")
@@ -86,6 +108,7 @@ def plot_progress(data: SearchData):
           linestyle=style,
           label=name,
         )
+    _chance(ax, records)
     ax.set_xlabel(label)
     ax.grid(True, alpha=0.3)
   by_count.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -123,14 +146,8 @@ def plot_tradeoff(
     return None
   fig, ax = _new_figure(9.5, 4.4)
   points = [(analysis.metric(r, cost_key), analysis.metric(r, key)) for r in measured]
-  ax.scatter(
-    [p[0] for p in points],
-    [p[1] for p in points],
-    s=18,
-    color=_PALETTE["ok"],
-    alpha=0.6,
-    label="candidates",
-  )
+  _accuracies(ax, [p[0] for p in points], measured, key, size=18, label="candidates")
+  _chance(ax, data.records)
   front = [points[i] for i in analysis.pareto_front(points)]
   ax.step(
     [p[0] for p in front],
