@@ -6,9 +6,18 @@ candidates. This runs both on the synthetic smoke data, with the same search
 seeds (so each pair starts from the same random genomes), then compares the
 best fitness found against candidates evaluated:
 
-  nice -n 10 python benchmarks/evolution_vs_random.py            # run + table + plot
-  python benchmarks/evolution_vs_random.py --analyze_only        # table + plot of what exists
-  python benchmarks/evolution_vs_random.py --variants=latency    # TVN under a runtime limit
+  python benchmarks/evolution_vs_random.py --variants=latency --seeds=0,1,2,3,4 \
+      --early_stopping --baselines=benchmarks/baselines/hand_2plus1d_32px.json
+  python benchmarks/evolution_vs_random.py --variants=accuracy --seeds=0,1,2
+  python benchmarks/evolution_vs_random.py --variants=latency --analyze_only
+
+For each variant it prints the best fitness after n candidates per seed and
+its median, how many candidates evolution needs to reach random search's
+final median best, one-sided permutation tests (the final bests paired by
+seed; the fitness of every candidate after the shared initial population),
+and, with ``--early_stopping``, what early stopping saved and cost. Hand-made
+baselines (``--baselines``: genome files) are trained at the same budget,
+through the same gate, one run per ``--baseline_seeds``.
 
 Runs live in ``--root/<variant>/<selection>/seed<n>`` and resume like any
 search; rerunning the command finishes what is missing. Two searches run at a
@@ -44,6 +53,8 @@ SELECTIONS = {
   "evolution": [],
   "random": ["Search.evolution = @RandomSearch()"],
 }
+# Evolution with early stopping, run with --early_stopping.
+EARLY_STOPPING = {"evolution_stop": ["Search.early_stopping = @EarlyStopping()"]}
 
 
 def _workdir(root: str, variant: str, selection: str, seed: int) -> str:
@@ -60,27 +71,49 @@ def _prepare_data(gin_file: str, data_dir: str) -> None:
   subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
-def run_searches(root: str, variants, seeds, parallel: int) -> None:
+def _baseline_runs(baselines) -> dict[str, list[str]]:
+  """A one-candidate search per baseline genome file and seed, gate measuring only."""
+  runs = {}
+  for path in baselines:
+    name = "baseline_" + os.path.splitext(os.path.basename(path))[0]
+    runs[name] = [
+      "Search.num_candidates = 1",
+      f"Search.initial_genomes = [{os.path.abspath(path)!r}]",
+      "RuntimeGate.max_latency_ms = None",
+    ]
+  return runs
+
+
+def run_searches(
+  root: str, variants, seeds, parallel: int, selections, baselines, baseline_seeds
+) -> None:
   """Runs (or resumes) every search, ``parallel`` at a time; logs beside each workdir."""
   data_dir = os.path.join(root, "tensorflow_datasets")
   jobs = []
   for variant in variants:
     _prepare_data(VARIANTS[variant], data_dir)
-    for seed in seeds:
-      for selection, bindings in SELECTIONS.items():
-        workdir = _workdir(root, variant, selection, seed)
-        os.makedirs(workdir, exist_ok=True)
-        command = [
-          sys.executable,
-          "-m",
-          "launch.search",
-          f"--workdir={workdir}",
-          f"--gin_file={VARIANTS[variant]}",
-          f"--gin_bindings=load_dataset.data_dir = '{data_dir}'",
-          f"--gin_bindings=Search.seed = {seed}",
-        ]
-        command += [f"--gin_bindings={b}" for b in bindings]
-        jobs.append((workdir, command))
+    runs = [
+      (seed, selection, bindings) for seed in seeds for selection, bindings in selections.items()
+    ]
+    runs += [
+      (seed, name, bindings)
+      for name, bindings in _baseline_runs(baselines).items()
+      for seed in baseline_seeds
+    ]
+    for seed, selection, bindings in runs:
+      workdir = _workdir(root, variant, selection, seed)
+      os.makedirs(workdir, exist_ok=True)
+      command = [
+        sys.executable,
+        "-m",
+        "launch.search",
+        f"--workdir={workdir}",
+        f"--gin_file={VARIANTS[variant]}",
+        f"--gin_bindings=load_dataset.data_dir = '{data_dir}'",
+        f"--gin_bindings=Search.seed = {seed}",
+      ]
+      command += [f"--gin_bindings={b}" for b in bindings]
+      jobs.append((workdir, command))
   running = []
   while jobs or running:
     while jobs and len(running) < parallel:
@@ -99,12 +132,12 @@ def run_searches(root: str, variants, seeds, parallel: int) -> None:
         print(f"done  {workdir} (exit {process.returncode})", flush=True)
 
 
-def _curves(root: str, variant: str, seeds) -> tuple[dict, dict]:
+def _curves(root: str, variant: str, seeds, selections) -> tuple[dict, dict]:
   """Per selection and seed: best fitness so far after each candidate, and the records."""
   from vsearch.report import analysis, load
 
   curves, records = {}, {}
-  for selection in SELECTIONS:
+  for selection in selections:
     for seed in seeds:
       workdir = _workdir(root, variant, selection, seed)
       if os.path.isdir(os.path.join(workdir, "candidates")):
@@ -243,13 +276,137 @@ def plot(curves: dict[str, dict[int, list]], path: str, title: str) -> None:
   plt.close(fig)
 
 
+def permutation_p(a, b, rounds: int = 100_000, seed: int = 0) -> float:
+  """One-sided p that mean(a) - mean(b) is this large when the labels are exchangeable."""
+  import numpy as np
+
+  pooled = np.asarray(list(a) + list(b), dtype=float)
+  observed = np.mean(a) - np.mean(b)
+  rng = np.random.default_rng(seed)
+  hits = 0
+  for _ in range(rounds):
+    rng.shuffle(pooled)
+    hits += pooled[: len(a)].mean() - pooled[len(a) :].mean() >= observed - 1e-12
+  return (hits + 1) / (rounds + 1)
+
+
+def sign_flip_p(differences) -> float:
+  """Exact one-sided p of the mean paired difference, over every sign flip."""
+  import itertools
+
+  observed = statistics.mean(differences)
+  flips = list(itertools.product((1, -1), repeat=len(differences)))
+  hits = sum(
+    statistics.mean(f * d for f, d in zip(signs, differences)) >= observed - 1e-12
+    for signs in flips
+  )
+  return hits / len(flips)
+
+
+def evidence(curves: dict, records: dict) -> str:
+  """How many candidates evolution needs, and whether its lead is more than chance."""
+  if not {"evolution", "random"} <= curves.keys():
+    return ""
+  seeds = sorted(curves["evolution"].keys() & curves["random"].keys())
+  length = min(len(curves[s][seed]) for s in ("evolution", "random") for seed in seeds)
+  median = {
+    s: [statistics.median(curves[s][seed][i] or 0.0 for seed in seeds) for i in range(length)]
+    for s in ("evolution", "random")
+  }
+  target = median["random"][-1]
+  reach = next((i + 1 for i, v in enumerate(median["evolution"]) if v >= target), None)
+  lines = [
+    f"Random search's median best after {length} candidates: {target:.3f}; evolution's median "
+    f"best reaches it after {reach if reach else 'more than ' + str(length)} candidates "
+    f"(median best: evolution {median['evolution'][-1]:.3f}, random {target:.3f})."
+  ]
+  differences = [
+    curves["evolution"][s][length - 1] - curves["random"][s][length - 1] for s in seeds
+  ]
+  lines.append(
+    f"Final bests, evolution minus random, paired by seed: mean {statistics.mean(differences):+.3f};"
+    f" exact sign-flip test, one-sided p = {sign_flip_p(differences):.3f} ({len(seeds)} seeds; "
+    f"the smallest p {len(seeds)} seeds can give is {0.5 ** len(seeds):.3f})."
+  )
+  later = {
+    s: [r.fitness for seed in seeds for r in records[s][seed] if r.index >= INITIAL and r.ok]
+    for s in ("evolution", "random")
+  }
+  if later["evolution"] and later["random"]:
+    lines.append(
+      f"Fitness of every trained candidate after the initial population: evolution mean "
+      f"{statistics.mean(later['evolution']):.3f} (n = {len(later['evolution'])}), random "
+      f"{statistics.mean(later['random']):.3f} (n = {len(later['random'])}); permutation test, "
+      f"one-sided p = {permutation_p(later['evolution'], later['random']):.4f}."
+    )
+  return "\n\n".join(lines)
+
+
+def early_stopping_table(records: dict) -> str:
+  """Markdown: time and best fitness with and without early stopping, per seed."""
+  if not {"evolution", "evolution_stop"} <= records.keys():
+    return ""
+  lines = [
+    "| seed | candidate time without | with | saved | stopped | best without | best with |",
+    "|---|---|---|---|---|---|---|",
+  ]
+  for seed in sorted(records["evolution"].keys() & records["evolution_stop"].keys()):
+    plain, stop = records["evolution"][seed], records["evolution_stop"][seed]
+    time_plain = sum(r.timings.get("total_s", 0.0) for r in plain)
+    time_stop = sum(r.timings.get("total_s", 0.0) for r in stop)
+    best = lambda recs: max((r.fitness for r in recs if r.ok), default=None)
+    lines.append(
+      f"| {seed} | {time_plain:.0f} s | {time_stop:.0f} s | {1 - time_stop / time_plain:.0%} | "
+      f"{sum(r.status == 'stopped' for r in stop)} | {_fmt(best(plain))} | {_fmt(best(stop))} |"
+    )
+  return "\n".join(lines)
+
+
+def baseline_table(records: dict, searches: dict) -> str:
+  """Markdown: each hand-made baseline and each search's best, with accuracy and latency."""
+  from vsearch.report import analysis
+
+  rows = []
+  for name, by_seed in records.items():
+    if not name.startswith("baseline_"):
+      continue
+    for seed, recs in sorted(by_seed.items()):
+      for r in recs:
+        rows.append((name[len("baseline_") :], seed, r))
+  for selection in ("evolution", "random", "evolution_stop"):
+    for seed, recs in sorted(searches.get(selection, {}).items()):
+      best = max((r for r in recs if r.ok), key=lambda r: r.fitness, default=None)
+      if best:
+        rows.append((f"{selection} best ({best.id})", seed, best))
+  if not rows:
+    return ""
+  key = analysis.accuracy_key([r for *_, r in rows])
+  lines = [
+    f"| model | seed | {key} ± s.e. | float accuracy | latency ms | parameters |",
+    "|---|---|---|---|---|---|",
+  ]
+  for name, seed, r in rows:
+    se = r.standard_error(key)
+    lines.append(
+      f"| {name} | {seed} | {_fmt(analysis.metric(r, key))} ± {_fmt(se)} | "
+      f"{_fmt(analysis.metric(r, 'accuracy'))} | {_fmt(analysis.metric(r, 'latency_ms'))} | "
+      f"{r.metrics.get('num_params', '–')} |"
+    )
+  return "\n".join(lines)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--root", default=os.path.join(REPO, "workdirs", "evolution_vs_random"))
   parser.add_argument(
     "--variants", default="accuracy", help=f"comma-separated, of {sorted(VARIANTS)}"
   )
-  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--seeds", default="0,1,2,3,4")
+  parser.add_argument(
+    "--early_stopping", action="store_true", help="also run evolution with early stopping"
+  )
+  parser.add_argument("--baselines", default="", help="comma-separated genome files")
+  parser.add_argument("--baseline_seeds", default="0,1,2")
   parser.add_argument("--parallel", type=int, default=2)
   parser.add_argument("--analyze_only", action="store_true")
   parser.add_argument("--plot", default=None, help="PNG path; default ROOT/<variant>.png")
@@ -259,23 +416,29 @@ def main():
   if unknown:
     parser.error(f"unknown variants {sorted(unknown)}; choose from {sorted(VARIANTS)}")
   seeds = [int(s) for s in args.seeds.split(",")]
+  selections = {**SELECTIONS, **(EARLY_STOPPING if args.early_stopping else {})}
+  baselines = [b for b in args.baselines.split(",") if b]
+  baseline_seeds = [int(s) for s in args.baseline_seeds.split(",")]
   start = time.monotonic()
   if not args.analyze_only:
-    run_searches(args.root, variants, seeds, args.parallel)
+    run_searches(args.root, variants, seeds, args.parallel, selections, baselines, baseline_seeds)
     print(f"searches took {time.monotonic() - start:.0f} s", flush=True)
   for variant in variants:
-    curves, records = _curves(args.root, variant, seeds)
+    curves, records = _curves(args.root, variant, seeds, selections)
+    _, baseline_records = _curves(args.root, variant, baseline_seeds, _baseline_runs(baselines))
     if not curves:
       print(f"{variant}: no runs in {args.root}")
       continue
     longest = max(len(c) for by_seed in curves.values() for c in by_seed.values())
     checkpoints = [n for n in (8, 12, 16, 20, 24, 32, 48) if n < longest] + [longest]
+    search_curves = {k: v for k, v in curves.items() if k in SELECTIONS}
     print(
-      f"\n## {variant} ({VARIANTS[variant]})\n\n{table(curves, checkpoints)}\n\n"
-      f"{later_candidates(records)}"
+      f"\n## {variant} ({VARIANTS[variant]})\n\n{table(search_curves, checkpoints)}\n\n"
+      f"{later_candidates(records)}\n\n{evidence(curves, records)}\n\n"
+      f"{early_stopping_table(records)}\n\n{baseline_table(baseline_records, records)}"
     )
     path = args.plot or os.path.join(args.root, f"{variant}.png")
-    plot(curves, path, f"Evolution vs random search ({variant})")
+    plot(search_curves, path, f"Evolution vs random search ({variant})")
     print(f"\nplot: {path}")
 
 
