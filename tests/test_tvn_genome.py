@@ -394,3 +394,15 @@ def test_genomes_are_immutable_and_hashable():
     genome.resolution = 64
   assert isinstance(genome.blocks, tuple)
   assert len({genome, _genome()}) == 1
+
+
+def test_min_output_size_keeps_narrow_genomes_out_of_samples_and_children():
+  space = _tiny_space(resolutions=(16,), spatial_strides=(2,), min_output_size=3, max_blocks=3)
+  method = tvn.TvnMethod(space)
+  for seed in range(50):
+    genome = method.sample(np.random.default_rng(seed))
+    assert genome.block_shapes()[-1][1] >= 3
+    child, _ = method.mutate(genome, np.random.default_rng(seed))
+    assert child.block_shapes()[-1][1] >= 3
+  with pytest.raises(UserError, match="min_output_size"):
+    _tiny_space(min_output_size=0)

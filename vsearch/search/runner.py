@@ -7,6 +7,7 @@ them. Candidate ``i`` draws all its randomness from a generator seeded with
 that is killed and restarted makes the same children it would have made.
 """
 
+import collections
 import datetime
 import functools
 import gc
@@ -391,11 +392,14 @@ class Search:
         flush=True,
       )
       return None
-    failed = sum(not r.ok for r in records)
+    statuses = collections.Counter(r.status for r in records if not r.ok)
+    others = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(statuses.items()))
+    se = best.standard_error()
     print(
-      f"\nDone: {len(records)} candidates ({failed} failed). Best: {best.id} "
+      f"\nDone: {len(records)} candidates ({others or 'all trained'}). Best: {best.id} "
       f"fitness {best.fitness:.4f}, accuracy {best.metrics.get('accuracy', float('nan')):.4f}"
-      f"\n  record: {self.store.path(best.id)}\n  genome: "
+      + (f" ± {se:.4f}" if se is not None else "")
+      + f"\n  record: {self.store.path(best.id)}\n  genome: "
       f"{json.dumps(best.genome, sort_keys=True)}",
       flush=True,
     )

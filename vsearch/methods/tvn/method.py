@@ -67,6 +67,9 @@ class TvnSearchSpace:
   1, whatever the stride choices. ``head_pools`` is the published mean head
   alone; ``('max_space',)`` gives every genome the max-over-space head (see
   ``Genome.head_pool``), and both lets the search choose.
+  ``min_output_size`` keeps genomes whose last maps are narrower out of the
+  space (on small frames a third stride-2 op leaves 2x2 maps, and such
+  genomes mostly failed to learn motion in short budgets); 1 allows all.
 
   Raises:
     UserError: a choice list is empty or holds a value no genome allows.
@@ -92,17 +95,26 @@ class TvnSearchSpace:
   inverted_bottlenecks: Sequence[bool] = (False,)
   activations: Sequence[str] = (layers.RELU,)
   head_pools: Sequence[str] = ("mean",)
+  min_output_size: int = 1
 
   def __post_init__(self):
     for f in dataclasses.fields(self):
       value = getattr(self, f.name)
-      if f.name in ("min_blocks", "max_blocks"):
+      if f.name in ("min_blocks", "max_blocks", "min_output_size"):
         continue
       if isinstance(value, str) or not isinstance(value, Sequence) or not value:
         raise UserError(
           f"TvnSearchSpace.{f.name} must be a non-empty list of choices, got {value!r}"
         )
       object.__setattr__(self, f.name, tuple(value))
+    if (
+      isinstance(self.min_output_size, bool)
+      or not isinstance(self.min_output_size, int)
+      or self.min_output_size < 1
+    ):
+      raise UserError(
+        f"TvnSearchSpace.min_output_size must be an int >= 1, got {self.min_output_size!r}"
+      )
     counts = (self.min_blocks, self.max_blocks)
     if (
       not all(isinstance(n, int) and not isinstance(n, bool) for n in counts)
@@ -186,7 +198,7 @@ class TvnMethod:
     for _ in range(self.max_attempts):
       num_blocks = int(rng.integers(space.min_blocks, space.max_blocks + 1))
       try:
-        return Genome(
+        genome = Genome(
           resolution=base.choice(rng, space.resolutions),
           num_frames=base.choice(rng, space.frame_counts),
           frame_stride=base.choice(rng, space.frame_strides),
@@ -200,11 +212,13 @@ class TvnMethod:
         )
       except InvalidGenomeError:
         continue  # The strides collapsed the resolution; draw again.
+      if self._big_enough(genome):
+        return genome
     raise UserError(
       f"No valid TVN genome in {self.max_attempts} draws from "
       "TvnSearchSpace: its spatial strides shrink the frames "
-      "below 1 pixel; allow stride 1, fewer blocks or larger "
-      "resolutions."
+      f"below {max(space.min_output_size, 1)} pixel(s); allow stride 1, fewer blocks, larger "
+      "resolutions or a smaller min_output_size."
     )
 
   def mutate(
@@ -246,9 +260,15 @@ class TvnMethod:
         child = change()
       except InvalidGenomeError:
         continue
-      if child != genome:
+      # A parent already below min_output_size (a zoo genome) may have
+      # children below it too; otherwise children stay in the space.
+      if child != genome and (self._big_enough(child) or not self._big_enough(genome)):
         return child, description
     raise UserError(f"TvnSearchSpace offers no valid mutation of {genome}.")
+
+  def _big_enough(self, genome: Genome) -> bool:
+    """Whether the last block's maps are at least ``min_output_size`` wide."""
+    return genome.block_shapes()[-1][1] >= self.space.min_output_size
 
   def _mutate_block(self, genome: Genome, rng: np.random.Generator):
     i = int(rng.integers(len(genome.blocks)))
