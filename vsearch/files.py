@@ -7,9 +7,17 @@ sees half a file, whatever moment the writer is killed at. On a local disk
 the temporary file is flushed to the disk (fsync) before the rename, and the
 folder after it, so a power cut cannot leave an empty or half-written file
 under the final name either.
+
+Creating a file only if it does not exist (``overwrite=False``: in-progress
+markers and records) is atomic on local disks (a hard link) and, with the
+Cloud Storage client installed (``pip install 'vsearch[gcs]'``), on
+``gs://`` (an upload with the precondition ``ifGenerationMatch=0``): of two
+racing workers exactly one creates the file. Without the client it is a
+check then a rename there, which a race can slip through.
 """
 
 import errno
+import logging
 import os
 import uuid
 
@@ -51,14 +59,18 @@ def write_atomically(path: str, content: str | bytes, *, overwrite: bool = True)
     overwrite: replace an existing file. Without it an existing ``path`` is
       kept and ``FileExistsError`` raised: on local disks this is atomic (a
       hard link fails if the name exists, so of two racing writers exactly
-      one wins); on object stores it is a check then a rename.
+      one wins); on ``gs://`` an upload that Cloud Storage refuses when the
+      object exists (with google-cloud-storage installed); on other object
+      stores a check then a rename.
 
   Raises:
     FileExistsError: ``overwrite`` is False and ``path`` exists.
     OSError: the disk is full (``errno.ENOSPC``) or the write failed.
   """
-  temporary = f"{path}{TEMPORARY_MARK}{uuid.uuid4().hex}"
   data = content.encode() if isinstance(content, str) else content
+  if not overwrite and path.startswith("gs://") and _create_in_cloud_storage(path, data):
+    return
+  temporary = f"{path}{TEMPORARY_MARK}{uuid.uuid4().hex}"
   try:
     if is_remote(path):
       with tf.io.gfile.GFile(temporary, "wb") as f:
@@ -93,3 +105,62 @@ def _sync_folder(folder: str) -> None:
     pass
   finally:
     os.close(descriptor)
+
+
+# The Cloud Storage client: None until first needed, False when not installed.
+_storage_client = None
+
+
+def _create_in_cloud_storage(path: str, data: bytes) -> bool:
+  """Creates the ``gs://`` object unless one exists, atomically.
+
+  Returns:
+    True once created; False when google-cloud-storage is not installed
+    (or has no credentials), for the caller to fall back on.
+
+  Raises:
+    FileExistsError: the object exists (written by someone else).
+  """
+  client = _client()
+  if client is None:
+    return False
+  from google.api_core import exceptions
+
+  bucket, _, name = path[len("gs://") :].partition("/")
+  blob = client.bucket(bucket).blob(name)
+  try:
+    blob.upload_from_string(data, if_generation_match=0)
+  except exceptions.PreconditionFailed as e:
+    # An upload retried after a lost reply finds its own first try.
+    try:
+      if blob.download_as_bytes() == data:
+        return True
+    except exceptions.NotFound:
+      pass
+    raise FileExistsError(f"{path} exists") from e
+  return True
+
+
+def _client():
+  """The Cloud Storage client of this process, or None without one."""
+  global _storage_client
+  if _storage_client is None:
+    try:
+      from google.auth import exceptions as auth_exceptions
+      from google.cloud import storage
+    except ImportError:
+      logging.warning(
+        "google-cloud-storage is not installed (pip install 'vsearch[gcs]'): creating "
+        "markers and records on gs:// is a check then a rename, which two racing workers "
+        "can both pass."
+      )
+      _storage_client = False
+    else:
+      try:
+        _storage_client = storage.Client()
+      except auth_exceptions.DefaultCredentialsError as e:
+        logging.warning(
+          "No Cloud Storage credentials (%s); creating gs:// files non-atomically.", e
+        )
+        _storage_client = False
+  return _storage_client or None
