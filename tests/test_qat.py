@@ -104,5 +104,7 @@ def test_qat_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch):
     "find_spec",
     lambda name, *args: None if name == "tensorflow_model_optimization" else find_spec(name, *args),
   )
-  with pytest.raises(UserError, match=r'tensorflow_model_optimization: install .*"\.\[qat\]"'):
+  with pytest.raises(
+    UserError, match=r'QAT needs tensorflow_model_optimization.*: install .*"\.\[qat\]"'
+  ):
     qat.run(str(tmp_path), str(tmp_path / "out"))
