@@ -20,7 +20,8 @@ from vsearch.jobs import qat
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN_FILES = sorted(
-  os.path.relpath(path, REPO) for path in glob.glob(os.path.join(REPO, "gin", "**", "*.gin"))
+  os.path.relpath(path, REPO)
+  for path in glob.glob(os.path.join(REPO, "gin", "**", "*.gin"), recursive=True)
 )
 
 
