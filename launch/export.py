@@ -9,9 +9,9 @@ sources export untrained weights, calibrated and timed all the same, so a
 published architecture can be measured on this machine in one command.
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 flags.DEFINE_string(
   "out", None, "Folder for saved_model/, model_float.tflite, model_int8.tflite and export.json."
@@ -34,5 +34,10 @@ def main(argv):
     )
 
 
+def run():
+  """The `vsearch-export` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -73,6 +73,7 @@ def run(
     num_calibration_clips=num_calibration_clips,
     max_eval_clips=max_eval_clips,
     info={"source": source.description, "dataset": dataset.name, "genome": source.genome.to_dict()},
+    class_names=dataset.class_names,
   )
   print(export_lib.format_summary(summary), flush=True)
   return summary
