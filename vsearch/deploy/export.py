@@ -20,7 +20,9 @@ converter's choosing.
 ``serving_signature``: its ``name``, ``inputs`` (the input names, in Keras
 order), ``outputs``, and for a single-input model ``input`` ('clips', as
 before ``inputs`` existed). A model of several inputs adds ``input_shapes``:
-``{name: [1, ...]}`` per input.
+``{name: [1, ...]}`` per input. An int8 file that keeps layers in float on
+purpose (an in-network optical flow) names them in ``tflite_int8.float_layers``
+and says in ``int8_outside_float_layers`` whether every other op is int8.
 
 Class names: column ``i`` of ``logits`` and ``probabilities`` (and of the
 TFLite files' output) is the class on line ``i`` of ``labels.txt`` (one name
@@ -166,6 +168,9 @@ def export(
       "latency_ms": measured.median_ms,
       "latency": measured.to_dict(),
     }
+    if fmt == quantize.INT8 and converted.float_layers:  # Float islands, named.
+      entry["float_layers"] = list(converted.float_layers)
+      entry["int8_outside_float_layers"] = converted.int8_outside_float_layers
     if trained:
       entry["accuracy"] = latency_lib.evaluate_tflite(converted, clips, labels, settings)[
         "accuracy"
