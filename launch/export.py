@@ -7,11 +7,15 @@ r"""Exports a model as a SavedModel, float and int8 TFLite, with export.json.
 --workdir reads a `launch.train` run (its genome and trained weights); the other
 sources export untrained weights, calibrated and timed all the same, so a
 published architecture can be measured on this machine in one command.
+
+--workdir and --candidate export the model as its run built it: the run's
+config.gin (dataset, method settings) is parsed first, then --gin_file and
+--gin_bindings on top.
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 flags.DEFINE_string(
   "out", None, "Folder for saved_model/, model_float.tflite, model_int8.tflite and export.json."
@@ -22,9 +26,11 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  with common.started(argv):
+  with common.started(argv, parse=False):
     from vsearch.jobs import export
 
+    own = export.source_config(FLAGS.workdir, FLAGS.candidate)
+    common.parse_gin(own + FLAGS.gin_file, FLAGS.gin_bindings)
     export.run(
       out_dir=FLAGS.out,
       workdir=FLAGS.workdir,
@@ -34,5 +40,10 @@ def main(argv):
     )
 
 
+def run():
+  """The `vsearch-export` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -12,9 +12,9 @@ workers (processes or hosts) can run the same search: give each the same
   python -m launch.search --workdir=W --gin_file=G --worker_id=b --cpus=1 &
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 common.define_flags(strategy=True, required=["workdir"])
 flags.DEFINE_string(
@@ -41,5 +41,10 @@ def main(argv):
     Search(workdir=FLAGS.workdir, strategy=common.strategy(), worker_id=FLAGS.worker_id).run()
 
 
+def run():
+  """The `vsearch-search` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -19,6 +19,16 @@ op of the result is inspected from the flatbuffer, so such a model is reported
 as not fully int8 with the names of its float ops. Ops with no TFLite kernel at
 all (3-D pooling) fail the conversion with a ``CandidateError``.
 
+Some layers must stay float: an unrolled optical-flow solver (divisions,
+square roots, 20-40 iterations) is meaningless in int8, and LiteRT's int8 DIV
+refuses to run it. A layer whose class sets ``tflite_float_island = True``
+(AssembleNet's representation flow, the flow of an EvaNet ensemble) is such
+a *float island*: ``to_tflite`` calibrates the whole model, then quantizes
+every op except the island's, so the file runs int8 everywhere else with one
+DEQUANTIZE into the island and one QUANTIZE out of it. The result names the
+island (``float_layers``) and its ops (``float_ops``), and
+``int8_outside_float_layers`` says whether everything else is int8.
+
 A model with several named inputs (AssembleNet++: 'clips', 'flow',
 'objects') converts to a TFLite model with one input per Keras input. Its
 calibration samples are dicts keyed by those names, fed through the
@@ -28,19 +38,27 @@ order, so callers match inputs by name (``vsearch.deploy.litert_runner`` does).
 
 import contextlib
 import dataclasses
+import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
-# Not exported under tf.lite; the class the converter raises.
+# Not exported under tf.lite: the quantizer that keeps named nodes in float
+# (what tf.lite.experimental.QuantizationDebugger uses), and the class the
+# converter raises.
+from tensorflow.lite.python import convert as tflite_convert
 from tensorflow.lite.python.convert_phase import ConverterError
 
 from vsearch import quiet
-from vsearch.data.clips import CLIPS  # The input the clips go to.
+from vsearch.deploy.calibration import (  # noqa: F401  (part of this module's API)
+  DEFAULT_CALIBRATION_CLIPS,
+  Clips,
+  representative_clips,
+)
 from vsearch.errors import CandidateError, UserError
 from vsearch.nn import cost
 
@@ -48,14 +66,10 @@ INT8 = "int8"
 FLOAT = "float"
 FORMATS = (INT8, FLOAT)
 
-DEFAULT_CALIBRATION_CLIPS = 16
-
 # They only move values between int8 and float: not computation, and a model
 # that falls back to float shows them around its float ops.
 _TYPE_CONVERSIONS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 _FLOAT_TYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
-# Clips from the clip pipeline lie in [-1, 1]; allow rounding.
-_CLIP_RANGE = 1.0 + 1e-3
 
 _OP_NAMES = {
   code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
@@ -75,17 +89,33 @@ class OpInfo:
     name: the builtin op name, e.g. 'CONV_2D' ('CUSTOM:<code>' for custom ops).
     input_dtype: dtype of its first input (the activation), e.g. 'int8';
       'none' for an op without inputs.
+    output: the name of its first output tensor (it carries the TF name
+      scope of the layer the op came from, e.g. 'model/stem/convolution').
   """
 
   subgraph: int
   index: int
   name: str
   input_dtype: str
+  output: str = ""
 
   @property
   def runs_in_float(self) -> bool:
     """Whether this is a compute op whose input is floating point."""
     return self.name not in _TYPE_CONVERSIONS and self.input_dtype in _FLOAT_TYPES
+
+  def in_layers(self, layer_names: Sequence[str]) -> bool:
+    """Whether the op comes from one of these Keras layers (by name scope)."""
+    return _in_layers(self.output, layer_names)
+
+
+def _in_layers(tensor_name: str, layer_names: Sequence[str]) -> bool:
+  # Keras may suffix a scope ('representation_flow_1'); fused ops join names with ';'.
+  return any(
+    re.search(rf"(^|/){re.escape(layer)}(_\d+)?/", part)
+    for part in tensor_name.split(";")
+    for layer in layer_names
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +128,8 @@ class TfliteModel:
     ops: every op of every subgraph.
     input_dtype: dtype of the model's (first) input, e.g. 'int8'.
     output_dtype: dtype of the model's output.
+    float_layers: the Keras layers an int8 model keeps in float on purpose
+      (its float islands); empty for most models.
   """
 
   content: bytes = dataclasses.field(repr=False)
@@ -105,6 +137,7 @@ class TfliteModel:
   ops: tuple[OpInfo, ...] = dataclasses.field(repr=False)
   input_dtype: str
   output_dtype: str
+  float_layers: tuple[str, ...] = ()
 
   @property
   def float_ops(self) -> tuple[OpInfo, ...]:
@@ -116,12 +149,17 @@ class TfliteModel:
     """Whether every compute op has int8 (or other integer) inputs."""
     return not self.float_ops
 
+  @property
+  def int8_outside_float_layers(self) -> bool:
+    """Whether every compute op outside ``float_layers`` runs in int8."""
+    return not any(not op.in_layers(self.float_layers) for op in self.float_ops)
+
   def summary(self) -> dict[str, Any]:
     """A JSON-compatible description for a candidate's record."""
     counts: dict[str, int] = {}
     for op in self.ops:
       counts[op.name] = counts.get(op.name, 0) + 1
-    return {
+    summary = {
       "format": self.format,
       "size_bytes": len(self.content),
       "fully_int8": self.fully_int8,
@@ -130,6 +168,10 @@ class TfliteModel:
       "output_dtype": self.output_dtype,
       "op_counts": dict(sorted(counts.items())),
     }
+    if self.float_layers:
+      summary["float_layers"] = list(self.float_layers)
+      summary["int8_outside_float_layers"] = self.int8_outside_float_layers
+    return summary
 
   def require_fully_int8(self) -> None:
     """Raises CandidateError naming the float ops unless fully int8."""
@@ -166,8 +208,22 @@ def inspect_ops(content: bytes) -> tuple[OpInfo, ...]:
         name = f"CUSTOM:{code.CustomCode().decode()}"
       inputs = [t for t in op.InputsAsNumpy() if t >= 0] if op.InputsLength() else []
       dtype = _TYPE_NAMES[subgraph.Tensors(inputs[0]).Type()] if inputs else "none"
-      ops.append(OpInfo(subgraph=s, index=i, name=name, input_dtype=dtype))
+      outputs = [t for t in op.OutputsAsNumpy() if t >= 0] if op.OutputsLength() else []
+      output = subgraph.Tensors(outputs[0]).Name().decode() if outputs else ""
+      ops.append(OpInfo(subgraph=s, index=i, name=name, input_dtype=dtype, output=output))
   return tuple(ops)
+
+
+def float_island_layers(model: tf.keras.Model) -> tuple[str, ...]:
+  """Names of ``model``'s layers (nested models' too) whose class sets
+  ``tflite_float_island = True``: the layers int8 conversion keeps float."""
+  found = []
+  for layer in model.layers:
+    if getattr(layer, "tflite_float_island", False):
+      found.append(layer.name)
+    elif isinstance(layer, tf.keras.Model):
+      found.extend(float_island_layers(layer))
+  return tuple(found)
 
 
 def _io_dtypes(content: bytes) -> tuple[str, str]:
@@ -175,138 +231,6 @@ def _io_dtypes(content: bytes) -> tuple[str, str]:
   first_input = subgraph.Tensors(subgraph.Inputs(0))
   first_output = subgraph.Tensors(subgraph.Outputs(0))
   return _TYPE_NAMES[first_input.Type()], _TYPE_NAMES[first_output.Type()]
-
-
-Clips = Union[np.ndarray, dict[str, np.ndarray]]
-
-
-def _take_batches(data: tf.data.Dataset, num_clips: int) -> Clips:
-  """Up to ``num_clips`` clips of a dataset's batches, as arrays."""
-  taken, count = [], 0
-  for element in data:
-    batch = element[0] if isinstance(element, (tuple, list)) else element
-    if isinstance(batch, Mapping):
-      batch = {name: np.asarray(value) for name, value in batch.items()}
-      size = len(next(iter(batch.values()))) if batch else 0
-      taken.append({name: value[: num_clips - count] for name, value in batch.items()})
-    else:
-      batch = np.asarray(batch)
-      size = len(batch)
-      taken.append(batch[: num_clips - count])
-    count += min(size, num_clips - count)
-    if count >= num_clips:
-      break
-  if taken and isinstance(taken[0], dict):
-    return {name: np.concatenate([t[name] for t in taken]) for name in taken[0]}
-  return np.concatenate(taken) if taken else np.zeros((0,))
-
-
-def _check_clips(
-  clips: np.ndarray, clip_shape: Optional[Sequence[int]], name: Optional[str]
-) -> np.ndarray:
-  """One input's clips as float32, checked against its shape and range."""
-  what = "Calibration clips" if name is None else f"Calibration input {name!r}"
-  if clips.size == 0:
-    raise UserError(
-      f"No calibration clips: the dataset or array is empty"
-      f"{'' if name is None else f' (input {name!r})'}."
-    )
-  if clip_shape is not None and clips.shape[1:] != tuple(clip_shape):
-    raise UserError(
-      f"{what} has shape {tuple(clips.shape[1:])} but the model reads "
-      f"{'clips' if name is None else name} of shape {tuple(clip_shape)} "
-      "(frames, height, width, channels): make them with the candidate's "
-      "clip spec."
-    )
-  clips = clips.astype(np.float32, copy=False)
-  # Only RGB clips have a known range; flow and object maps have their own.
-  if name in (None, CLIPS):
-    low, high = float(clips.min()), float(clips.max())
-    if low < -_CLIP_RANGE or high > _CLIP_RANGE:
-      raise UserError(
-        f"Calibration clips range over [{low:g}, {high:g}]; the "
-        "models read float clips in [-1, 1] (uint8 / 127.5 - 1)."
-      )
-  elif not np.all(np.isfinite(clips)):
-    raise UserError(f"{what} holds NaN or infinite values.")
-  return clips
-
-
-def representative_clips(
-  data: Union[tf.data.Dataset, np.ndarray, Mapping[str, np.ndarray]],
-  clip_shape: Union[Sequence[int], Mapping[str, Sequence[int]], None] = None,
-  num_clips: int = DEFAULT_CALIBRATION_CLIPS,
-) -> Clips:
-  """Single clips for calibration, from the clip pipeline or arrays.
-
-  A model with one input reads clips; one with several named inputs
-  ('clips', 'flow', 'objects') reads a dict of them, and the data pipeline
-  then yields dict batches keyed by those names.
-
-  Args:
-    data: a dataset of ``(clips, labels)`` batches (clips float32
-      [B, T, H, W, 3] in [-1, 1], as ``vsearch.data.clips.make_clips``
-      yields, or a dict ``{input_name: [B, ...]}``) or of such batches alone;
-      or an array of clips [N, T, H, W, 3] (one clip [T, H, W, 3] is
-      accepted too), or a dict of such arrays.
-    clip_shape: the shape of one clip the model reads, (T, H, W, 3), or for a
-      model of several inputs a dict ``{input_name: shape}``; None skips the
-      shape checks.
-    num_clips: at most this many clips are returned (fewer if the data has
-      fewer).
-
-  Returns:
-    float32 [N, T, H, W, 3], 1 <= N <= num_clips; a dict of such arrays (one
-    per input, the same N) when the data or ``clip_shape`` is a dict.
-
-  Raises:
-    UserError: no clips, clips of another shape than ``clip_shape``, inputs
-      other than the model's, or RGB values outside [-1, 1] (e.g. uint8
-      frames not yet normalised).
-  """
-  if num_clips < 1:
-    raise UserError(f"num_clips must be positive, got {num_clips}")
-  shapes = dict(clip_shape) if isinstance(clip_shape, Mapping) else None
-  if isinstance(data, tf.data.Dataset):
-    clips = _take_batches(data, num_clips)
-  elif isinstance(data, Mapping):
-    clips = {name: np.asarray(value) for name, value in data.items()}
-  else:
-    clips = np.asarray(data)
-  if isinstance(clips, dict) and shapes is None:
-    if clip_shape is None:
-      shapes = dict.fromkeys(clips)
-    elif len(clips) == 1:
-      clips = next(iter(clips.values()))  # One named input: the clips.
-    else:
-      raise UserError(
-        f"Calibration data has inputs {sorted(clips)} but the model reads one input (clips)."
-      )
-  if not isinstance(clips, dict):
-    if shapes is not None and clips.size:
-      raise UserError(
-        f"The model reads inputs {list(shapes)}; calibration "
-        "data must be a dict of them (or batches of such "
-        "dicts), not one array."
-      )
-    single_shape = None if shapes is not None else clip_shape
-    if single_shape is not None and clips.shape == tuple(single_shape):
-      clips = clips[None]
-    return _check_clips(clips[:num_clips], single_shape, None)
-  if set(clips) != set(shapes):
-    raise UserError(
-      f"Calibration data has inputs {sorted(clips)} but the model reads {sorted(shapes)}."
-    )
-  out = {}
-  for name, shape in shapes.items():
-    value = clips[name]
-    if shape is not None and value.shape == tuple(shape):
-      value = value[None]
-    out[name] = _check_clips(value[:num_clips], shape, name)
-  sizes = {name: len(value) for name, value in out.items()}
-  if len(set(sizes.values())) != 1:
-    raise UserError(f"Calibration inputs differ in number of clips: {sizes}")
-  return out
 
 
 @contextlib.contextmanager
@@ -340,6 +264,8 @@ def to_tflite(
   *,
   num_calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
   quiet: bool = True,
+  float_layers: Optional[Sequence[str]] = None,
+  frozen=None,
 ) -> TfliteModel:
   """Converts ``model`` at batch 1 to a TFLite model and inspects its ops.
 
@@ -355,6 +281,12 @@ def to_tflite(
     num_calibration_clips: how many clips calibrate. Latency does not depend
       on them, accuracy does.
     quiet: keep the converter's logs off the console.
+    float_layers: names of layers an int8 model keeps in float (float
+      islands); None: the model's ``float_island_layers``. Ignored for
+      'float'.
+    frozen: ``cost.frozen_function(model)`` when the caller has it already
+      (freezing a large model takes longer than converting it, so a caller
+      converting to both formats freezes once).
 
   Returns:
     The model; check ``fully_int8`` / ``float_ops`` (or call
@@ -367,7 +299,7 @@ def to_tflite(
   """
   if format not in FORMATS:
     raise UserError(f"TFLite format must be one of {FORMATS}, got {format!r}")
-  frozen = cost.frozen_function(model)
+  frozen = frozen if frozen is not None else cost.frozen_function(model)
   # The frozen function holds no variables, so an empty module is enough to
   # take the current (saved-model) conversion path.
   converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], tf.Module())
@@ -392,9 +324,12 @@ def to_tflite(
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+  islands = ()
+  if format == INT8:
+    islands = tuple(float_island_layers(model) if float_layers is None else float_layers)
   try:
     with _quiet(quiet):
-      content = converter.convert()
+      content = _convert_with_islands(converter, islands) if islands else converter.convert()
   except (ConverterError, RuntimeError) as e:
     # RuntimeError: calibration failed (e.g. a kernel refused a shape).
     raise CandidateError(_conversion_failure(e, format)) from e
@@ -405,4 +340,32 @@ def to_tflite(
     ops=inspect_ops(content),
     input_dtype=input_dtype,
     output_dtype=output_dtype,
+    float_layers=islands,
+  )
+
+
+def _convert_with_islands(converter, islands: Sequence[str]) -> bytes:
+  """Full-integer int8 except the ops of the layers ``islands``, kept float.
+
+  Calibrates the whole float model first, then quantizes it with the
+  islands' nodes (ops whose output carries a layer's name scope) deny-listed;
+  the quantizer puts a DEQUANTIZE before and a QUANTIZE after each island.
+  """
+  converter.target_spec.supported_ops = [
+    tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+    tf.lite.OpsSet.TFLITE_BUILTINS,  # The islands' float kernels.
+  ]
+  converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+  calibrated = converter.convert()
+  nodes = [op.output for op in inspect_ops(calibrated) if op.in_layers(islands)]
+  if not nodes:
+    raise CandidateError(
+      f"No op of the float layers {', '.join(islands)} found in the converted model."
+    )
+  return tflite_convert.mlir_quantize(
+    calibrated,
+    fully_quantize=True,
+    input_data_type=tf.int8,
+    output_data_type=tf.int8,
+    denylisted_nodes=nodes,
   )

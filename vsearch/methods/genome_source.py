@@ -71,6 +71,16 @@ def _method_reading(data: Any) -> Method:
   raise errors["tvn"]
 
 
+def candidate_workdir(candidate: str) -> str:
+  """The search workdir of ``--candidate`` (``WORKDIR/ID`` or a record's path).
+
+  Raises:
+    UserError: ``candidate`` is neither.
+  """
+  folder = os.path.dirname(_record_path(candidate))
+  return os.path.dirname(folder) if os.path.basename(folder) == "candidates" else folder
+
+
 def _record_path(candidate: str) -> str:
   if candidate.endswith(".json"):
     return candidate

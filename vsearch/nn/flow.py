@@ -130,8 +130,12 @@ class ClipFlow(tf.keras.layers.Layer):
   """``clip_flow`` as a layer: RGB clips (B, T, H, W, 3) → flow (B, T, H, W, 2).
 
   Lets one model (an RGB + flow ensemble) take only RGB clips and compute
-  the flow its flow members read exactly as the clip pipeline does.
+  the flow its flow members read exactly as the clip pipeline does. Int8
+  TFLite keeps it in float (a float island, ``vsearch.deploy.quantize``):
+  an iterative solver of divisions and square roots does not survive int8.
   """
+
+  tflite_float_island = True  # Int8 TFLite keeps this layer's ops in float.
 
   def __init__(self, num_iterations: int = 20, **kwargs):
     super().__init__(**kwargs)

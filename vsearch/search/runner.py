@@ -238,6 +238,7 @@ class Search:
         continue
       try:
         self.store.write(record)
+        summaries_lib.write_hparams(self.workdir, record)
       except FileExistsError:
         logging.warning(
           "Candidate %s was recorded by another worker first; keeping that record.", record.id

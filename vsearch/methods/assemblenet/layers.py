@@ -71,7 +71,12 @@ class SoftmaxMix(tf.keras.layers.Layer):
 
   def call(self, inputs):
     mix = tf.nn.softmax(self.logits)
-    return tf.add_n([x * tf.cast(mix[i], x.dtype) for i, x in enumerate(inputs)])
+    # A chain of two-input adds, not add_n: TFLite's ADD runs in int8, its
+    # ADD_N only in float.
+    total = inputs[0] * tf.cast(mix[0], inputs[0].dtype)
+    for i, x in enumerate(inputs[1:], start=1):
+      total = total + x * tf.cast(mix[i], x.dtype)
+    return total
 
   def compute_output_shape(self, input_shape):
     return input_shape[0]
@@ -94,8 +99,12 @@ class RepresentationFlow(tf.keras.layers.Layer):
 
   The solver is element-wise divisions, square roots and selects: costly
   (its share of a model's cost is in ``flow_cost``) and not quantization
-  friendly, so a deployed model should read pipeline flow instead.
+  friendly. Int8 conversion keeps it as a float island
+  (``tflite_float_island``, see ``vsearch.deploy.quantize``); a model that
+  reads pipeline flow instead is int8 throughout.
   """
+
+  tflite_float_island = True  # Int8 TFLite keeps this layer's ops in float.
 
   def __init__(
     self,

@@ -11,15 +11,23 @@ when choosing the frames), and the (L, k_h, k_w, C_in, C_out) kernel is
 reshaped to (k_h, k_w, L·C_in, C_out). The input grows L-fold in memory; the
 arithmetic is that of the 3-D conv.
 
-``SpaceTimeConv3D`` is the layer EvaNet builds with; at export
-(``vsearch.methods.evanet.itgm.synthesize_itgm``) it becomes a plain Keras ``Conv3D`` with
-the same kernel and identical outputs.
+The same construction is what lets EvaNet ship as a fully int8 TFLite model:
+TFLite has no int8 CONV_3D (it runs float) and no 3-D pooling at all, while
+PAD, STRIDED_SLICE, CONCATENATION, RESHAPE, CONV_2D and MAX_POOL_2D all run
+in int8. ``SpaceTimeConv3D`` is the layer EvaNet builds every 3-D conv with
+(the iTGM layer synthesises its kernel and then calls ``conv3d`` too), and
+``max_pool3d`` builds a 3-D max-pool as a spatial 2-D max-pool per frame
+followed by a (t, 1) max-pool over time: max is separable and TensorFlow's
+SAME padding pads each axis on its own, so the two give exactly the 3-D
+pool's output.
 """
 
 import math
 from collections.abc import Sequence
 
 import tensorflow as tf
+
+from vsearch.nn import layers
 
 
 def conv3d(inputs: tf.Tensor, kernel: tf.Tensor, strides: Sequence[int] = (1, 1, 1)) -> tf.Tensor:
@@ -95,3 +103,35 @@ class SpaceTimeConv3D(tf.keras.layers.Layer):
       "kernel_size": list(self.kernel_size),
       "strides": list(self.strides),
     }
+
+
+def max_pool3d(x, pool_size, strides, *, name: str):
+  """``MaxPooling3D(pool_size, strides, 'same')`` of 5-D ``x`` from 2-D pools.
+
+  A (k_h, k_w) max-pool over each frame, then a (t, 1) max-pool over time
+  with the frames' pixels folded together, then the 5-D shape back: layers
+  ``<name>_space``, ``<name>_time`` and their reshapes, ending in the
+  reshape ``<name>``. Pools of size and stride 1 are skipped.
+
+  Args:
+    x: (B, T, H, W, C) with static T, H, W, C.
+    pool_size: (t, k_h, k_w).
+    strides: (t, h, w).
+    name: the name of the layers.
+
+  Returns:
+    (B, ceil(T / t), ceil(H / h), ceil(W / w), C).
+  """
+  (p_t, p_h, p_w), (s_t, s_h, s_w) = pool_size, strides
+  _, frames, height, width, channels = x.shape
+  if (p_h, p_w, s_h, s_w) != (1, 1, 1, 1):
+    x = layers.FreeReshape((height, width, channels), name=f"{name}_fold_time")(x)
+    x = tf.keras.layers.MaxPooling2D((p_h, p_w), (s_h, s_w), padding="same", name=f"{name}_space")(
+      x
+    )
+    height, width = x.shape[1], x.shape[2]
+  if (p_t, s_t) != (1, 1):
+    x = layers.FreeReshape((frames, height * width, channels), name=f"{name}_fold_space")(x)
+    x = tf.keras.layers.MaxPooling2D((p_t, 1), (s_t, 1), padding="same", name=f"{name}_time")(x)
+    frames = x.shape[1]
+  return layers.FreeReshape((frames, height, width, channels), name=name)(x)

@@ -11,14 +11,19 @@ ensemble of them beats each one. This module:
    ensemble is the same 2 architectures on RGB and on optical flow: 4 nets);
 3. evaluates every member and the ensemble, whose logits are the mean of the
    members' logits (as the release averages them);
-4. writes one SavedModel that takes RGB clips, computes the flow for its
-   flow members inside the graph (``vsearch.nn.flow.ClipFlow``), and returns
-   the averaged logits; iTGM layers are exported as plain Conv3D.
+4. exports one model that takes RGB clips, computes the flow for its flow
+   members inside the graph (``vsearch.nn.flow.ClipFlow``), and returns the
+   averaged logits, as a SavedModel and as float and int8 TFLite files
+   (``vsearch.deploy.export``), each timed and scored; iTGM layers are
+   exported as the convs they synthesize. Every op is int8 in the int8 file
+   except the flow solver's (TV-L1: divisions, square roots, selects), which
+   stays float as a named island (``export.json``: ``float_layers``).
 
-Output: ``<workdir>/ensemble/saved_model`` and ``ensemble.json`` (members,
-their accuracies, the ensemble's, pairwise distances). ``ensemble.json`` is
-written last; when it exists the ensemble is not built again (delete the
-folder to rebuild it).
+Output in ``<workdir>/ensemble``: ``saved_model``, ``model_float.tflite``,
+``model_int8.tflite``, ``export.json`` and ``ensemble.json`` (members,
+their accuracies, the ensemble's in each form, pairwise distances).
+``ensemble.json`` is written last; when it exists the ensemble is not built
+again (delete the folder to rebuild it).
 """
 
 import dataclasses
@@ -35,7 +40,8 @@ import tensorflow as tf
 from vsearch.data import clips as clips_lib
 from vsearch.data import datasets
 from vsearch.deploy import export as export_lib
-from vsearch.errors import UserError
+from vsearch.deploy import latency as latency_lib
+from vsearch.errors import CandidateError, UserError
 from vsearch.methods.base import Genome, Method
 from vsearch.methods.evanet import itgm
 from vsearch.nn import flow as flow_lib
@@ -85,7 +91,7 @@ def ensemble_model(members: Sequence[Member], input_shape) -> tf.keras.Model:
   """One model from RGB clips to the members' mean logits.
 
   Flow members read ``ClipFlow`` of the clips, computed once; iTGM layers
-  become plain Conv3D (``itgm.synthesize_itgm``).
+  become the convs they synthesize (``itgm.synthesize_itgm``).
   """
   clips = tf.keras.Input(shape=tuple(input_shape), name="clips")
   streams = {"rgb": clips}
@@ -127,6 +133,10 @@ class Ensemble:
     streams: each pick is trained on each of these ('rgb', 'flow').
     train_config: the members' training budget (the search's if None).
     seed: seed of the members' trainer.
+    tflite: also export float and int8 TFLite files (False: the SavedModel
+      alone).
+    num_calibration_clips: training clips that calibrate the int8 file.
+    max_eval_clips: validation clips each exported form is scored on.
   """
 
   def __init__(
@@ -136,6 +146,9 @@ class Ensemble:
     streams: Sequence[str] = ("rgb", "flow"),
     train_config: Optional[trainer.TrainConfig] = None,
     seed: int = 0,
+    tflite: bool = True,
+    num_calibration_clips: int = 32,
+    max_eval_clips: int = 256,
   ):
     bad = [s for s in streams if s not in clips_lib.STREAMS]
     if bad or not streams or size < 1:
@@ -148,6 +161,9 @@ class Ensemble:
     self.streams = tuple(streams)
     self.train_config = train_config
     self.seed = seed
+    self.tflite = tflite
+    self.num_calibration_clips = num_calibration_clips
+    self.max_eval_clips = max_eval_clips
 
   def __call__(
     self,
@@ -211,7 +227,7 @@ class Ensemble:
     singles, ensemble_accuracy = evaluate_members(members, validation)
     tf.io.gfile.makedirs(out_dir)
     model = ensemble_model(members, rgb_spec.input_shape)
-    export_lib.save_model(model, os.path.join(out_dir, "saved_model"))
+    forms = self._export(model, out_dir, dataset, rgb_spec, config)
     summary = {
       "dataset": dataset.name,
       "size": self.size,
@@ -233,6 +249,7 @@ class Ensemble:
       "mean_single_accuracy": float(np.mean(singles)),
       "ensemble_accuracy": ensemble_accuracy,
       "saved_model": "saved_model",
+      **forms,
       "num_params": int(model.count_params()),
       "ensemble_s": round(time.perf_counter() - start, 1),
     }
@@ -241,6 +258,41 @@ class Ensemble:
       f.write("\n")
     print(format_summary(summary, out_dir), flush=True)
     return summary
+
+  def _export(self, model, out_dir, dataset, rgb_spec, config) -> dict[str, Any]:
+    """Writes the SavedModel (and TFLite files); their accuracies for ``ensemble.json``."""
+    if not self.tflite:
+      export_lib.save_model(model, os.path.join(out_dir, export_lib.SAVED_MODEL))
+      return {}
+    calibration = clips_lib.make_clips(
+      dataset.train, rgb_spec, batch_size=config.batch_size, training=True, seed=self.seed
+    )
+    validation = clips_lib.make_clips(
+      dataset.validation, rgb_spec, batch_size=config.eval_batch_size, training=False
+    )
+    try:
+      exported = export_lib.export(
+        model,
+        out_dir,
+        calibration,
+        validation,
+        trained=True,
+        settings=latency_lib.LatencySettings(),
+        num_calibration_clips=self.num_calibration_clips,
+        max_eval_clips=self.max_eval_clips,
+        info={"source": "evanet ensemble", "dataset": dataset.name},
+      )
+    except CandidateError as e:
+      raise UserError(
+        f"The ensemble's SavedModel is in {out_dir}, but TFLite export failed: {e}"
+      ) from e
+    return {
+      "export": export_lib.SUMMARY,
+      "accuracy_by_form": {
+        form: exported[form].get("accuracy")
+        for form in ("saved_model", *(f"tflite_{f}" for f in export_lib.TFLITE_FILES))
+      },
+    }
 
   def _train_member(self, record, genome, stream, method, strategy, config, dataset) -> Member:
     member_method = method.with_stream(stream)
@@ -267,7 +319,8 @@ class Ensemble:
 def format_summary(summary: dict[str, Any], out_dir: str) -> str:
   """The closing note: each member's accuracy against the ensemble's."""
   lines = [
-    f"Ensemble of {len(summary['members'])} models written to {out_dir}/saved_model",
+    f"Ensemble of {len(summary['members'])} models written to {out_dir}/saved_model"
+    + (" and TFLite (float, int8)" if "export" in summary else ""),
     "| member | stream | accuracy |",
     "|---|---|---|",
   ]
@@ -283,4 +336,10 @@ def format_summary(summary: dict[str, Any], out_dir: str) -> str:
     f"{summary['mean_single_accuracy']:.3f}, ensemble "
     f"{summary['ensemble_accuracy']:.3f}."
   )
+  if "accuracy_by_form" in summary:
+    lines.append(
+      "Exported ensemble accuracy: "
+      + ", ".join(f"{form} {acc:.3f}" for form, acc in summary["accuracy_by_form"].items())
+      + f" ({summary['export']})."
+    )
   return "\n".join(lines)

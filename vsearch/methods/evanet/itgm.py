@@ -12,14 +12,18 @@ taps that is a learned mixture of M Cauchy-shaped curves:
   converge faster than a Gaussian);
 * per pair, mixing weights softmax(A[c_in, c_out, :]) over the M curves.
 
-So the layer has k²·C_in·C_out + M·C_in·C_out + 2M parameters whatever L is:
-a long temporal kernel costs no more parameters than a short one (its
+So the layer has k²·C_in·C_out + M·C_in·C_out + 2M parameters whatever L > 1
+is: a long temporal kernel costs no more parameters than a short one (its
 compute is that of a dense L×k×k conv). Evolution favoured it for long
-kernels.
+kernels. With L = 1 every profile is 1 and the layer is its spatial conv:
+as in the public release, it then creates only the spatial kernel
+(k²·C_in·C_out parameters), no centres, widths or mixing logits it would
+not use.
 
-At export the kernel is synthesized once and the layer becomes a plain
-``Conv3D`` with identical outputs (``to_conv3d``, ``synthesize_itgm``), so
-converters and quantizers see an ordinary conv.
+At export the kernel is synthesized once and the layer becomes a
+``SpaceTimeConv3D`` holding it, with identical outputs
+(``to_space_time_conv``, ``synthesize_itgm``), so converters and quantizers
+see an ordinary conv built from 2-D ops.
 """
 
 import math
@@ -61,6 +65,11 @@ class ITGMConv3D(tf.keras.layers.Layer):
         f"ITGMConv3D needs a 3-D kernel_size and strides, got {kernel_size} and {strides}"
       )
 
+  @property
+  def has_mixture(self) -> bool:
+    """Whether the kernel has a temporal extent to mix (L > 1)."""
+    return self.kernel_size[0] > 1
+
   def build(self, input_shape):
     channels_in = int(input_shape[-1])
     _, k_h, k_w = self.kernel_size
@@ -72,6 +81,8 @@ class ITGMConv3D(tf.keras.layers.Layer):
       shape=(k_h, k_w, channels_in, self.filters),
       initializer=tf.keras.initializers.HeNormal(),
     )
+    if not self.has_mixture:
+      return
     self.raw_centers = self.add_weight(
       name="raw_centers",
       shape=(mixtures,),
@@ -89,7 +100,7 @@ class ITGMConv3D(tf.keras.layers.Layer):
     )
 
   def temporal_curves(self) -> tf.Tensor:
-    """The M normalised Cauchy curves over the L taps: (M, L)."""
+    """The M normalised Cauchy curves over the L taps: (M, L); needs L > 1."""
     length = self.kernel_size[0]
     taps = tf.range(length, dtype=self.raw_centers.dtype)
     centers = (length - 1) * (tf.tanh(self.raw_centers) + 1.0) / 2.0
@@ -100,11 +111,15 @@ class ITGMConv3D(tf.keras.layers.Layer):
 
   def temporal_profiles(self) -> tf.Tensor:
     """Each channel pair's profile over time: (L, C_in, C_out)."""
+    if not self.has_mixture:
+      return tf.ones((1, *self.spatial_kernel.shape[2:]), self.spatial_kernel.dtype)
     weights = tf.nn.softmax(self.mixing_logits, axis=-1)  # (C_in, C_out, M)
     return tf.einsum("iom,ml->lio", weights, self.temporal_curves())
 
   def kernel(self) -> tf.Tensor:
     """The synthesized Conv3D kernel: (L, k_h, k_w, C_in, C_out)."""
+    if not self.has_mixture:
+      return self.spatial_kernel[None]
     return self.spatial_kernel[None, :, :, :, :] * self.temporal_profiles()[:, None, None, :, :]
 
   def call(self, inputs):
@@ -126,46 +141,42 @@ class ITGMConv3D(tf.keras.layers.Layer):
     )
     return config
 
-  def to_conv3d(self) -> tf.keras.layers.Conv3D:
-    """A built ``Conv3D`` of the same name holding the synthesized kernel."""
+  def to_space_time_conv(self) -> conv3d_lib.SpaceTimeConv3D:
+    """A built ``SpaceTimeConv3D`` of the same name holding the synthesized kernel."""
     kernel = self.kernel()
-    conv = _plain_conv3d(self)
+    conv = _space_time_conv(self)
     conv.build((None, None, None, None, int(kernel.shape[3])))
     conv.set_weights([kernel.numpy()])
     return conv
 
 
-def _plain_conv3d(layer) -> tf.keras.layers.Conv3D:
-  """An unbuilt Keras ``Conv3D`` with ``layer``'s name, filters, kernel size and strides."""
-  return tf.keras.layers.Conv3D(
-    layer.filters,
-    layer.kernel_size,
-    strides=layer.strides,
-    padding="same",
-    use_bias=False,
-    name=layer.name,
+def _space_time_conv(layer: ITGMConv3D) -> conv3d_lib.SpaceTimeConv3D:
+  """An unbuilt ``SpaceTimeConv3D`` with ``layer``'s name, filters, kernel size and strides."""
+  return conv3d_lib.SpaceTimeConv3D(
+    layer.filters, layer.kernel_size, layer.strides, name=layer.name
   )
 
 
 def synthesize_itgm(model: tf.keras.Model) -> tf.keras.Model:
-  """A copy of ``model`` with every iTGM layer replaced by its plain Conv3D.
+  """A copy of ``model`` with every iTGM layer replaced by its synthesized conv.
 
-  ``SpaceTimeConv3D`` layers become Keras ``Conv3D`` too. The copy computes
-  the same function (up to float rounding) and holds the same weights
-  everywhere else; it no longer needs these custom layers to load.
+  Each ``ITGMConv3D`` becomes a ``SpaceTimeConv3D`` of the same name holding
+  the kernel it synthesizes, so the copy computes the same function (up to
+  float rounding), holds the same weights everywhere else, and contains
+  only convs that convert to int8 TFLite as CONV_2D.
   """
-  replaced = {}
+  replaced = set()
 
   def clone(layer):
-    if isinstance(layer, (ITGMConv3D, conv3d_lib.SpaceTimeConv3D)):
-      replaced[layer.name] = layer
-      return _plain_conv3d(layer)
+    if isinstance(layer, ITGMConv3D):
+      replaced.add(layer.name)
+      return _space_time_conv(layer)
     return layer.__class__.from_config(layer.get_config())
 
   copy = tf.keras.models.clone_model(model, clone_function=clone)
   for layer in copy.layers:
     original = model.get_layer(layer.name)
-    if isinstance(replaced.get(layer.name), ITGMConv3D):
+    if layer.name in replaced:
       layer.set_weights([original.kernel().numpy()])
     else:
       layer.set_weights(original.get_weights())

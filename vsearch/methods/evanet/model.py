@@ -1,8 +1,8 @@
 """The Keras builder of EvaNet (the ResNet-like meta-architecture).
 
 Follows the rules of the public builder (reference §1.2), in Conv3D layout
-(B, T, H, W, C): EvaNet is 3-D by nature and is scored on accuracy, not on
-int8 latency.
+(B, T, H, W, C), with every 3-D op built from 2-D ones (DESIGN decision 5)
+so that a model converts to a fully int8 TFLite model.
 
 * Stem: ``stem_conv_type`` conv (stem_time, 7, 7) → ``stem_filters``, stride
   2 in T, H, W, BN-ReLU; max-pool 1 (pool1_time, 3, 3), stride 2 in T, H, W.
@@ -19,11 +19,16 @@ int8 latency.
   the first, spatial on the second); 'itgm' = ``vsearch.methods.evanet.itgm.ITGMConv3D``.
 * Head: average pool over (min(T, 2), H, W) (VALID, stride 1), dropout,
   1×1×1 conv to the classes (with bias), mean over what is left of (T, H, W).
+  Built as a spatial mean per frame, a (min(T, 2), 1) average pool over
+  time, a 1×1 Conv2D and a mean over time: the same function.
 
 BN momentum 0.9, epsilon 1e-5, He-normal init, no conv biases. Every 3-D
-conv is a ``vsearch.methods.evanet.conv3d.SpaceTimeConv3D`` (a Conv3D computed as one
-Conv2D, fast to train on CPUs); ``vsearch.methods.evanet.itgm.synthesize_itgm`` turns them,
-and the iTGM convs, into plain Keras ``Conv3D`` layers for export.
+conv is a ``vsearch.methods.evanet.conv3d.SpaceTimeConv3D`` (a Conv3D
+computed as one Conv2D over stacked temporal taps: fast to train on CPUs and
+int8 in TFLite), every 3-D max-pool a spatial then a temporal 2-D max-pool
+(``conv3d.max_pool3d``); ``vsearch.methods.evanet.itgm.synthesize_itgm``
+turns iTGM convs into ``SpaceTimeConv3D`` layers holding their synthesised
+kernels for export.
 """
 
 import tensorflow as tf
@@ -67,9 +72,7 @@ def _branch(x, branch: Branch, width: int, use_time: bool, name: str):
   if branch.type == "1x1":
     return _bn(_conv3d(x, width, 1, name=f"{name}_1x1"), False, f"{name}_1x1")
   if branch.type == "maxpool":
-    x = tf.keras.layers.MaxPooling3D(
-      (branch.time, 3, 3), strides=1, padding="same", name=f"{name}_pool"
-    )(x)
+    x = conv3d.max_pool3d(x, (branch.time, 3, 3), (1, 1, 1), name=f"{name}_pool")
     return _bn(_conv3d(x, width, 1, name=f"{name}_1x1"), False, f"{name}_1x1")
   if branch.type == "conv":
     x = _bn(_conv3d(x, width // 2, 1, name=f"{name}_1x1"), True, f"{name}_1x1")
@@ -126,28 +129,36 @@ def build_model(
     clips, genome.stem_conv_type, genome.stem_filters, genome.stem_time, 7, (2, 2, 2), name="stem"
   )
   x = _bn(x, True, "stem")
-  x = tf.keras.layers.MaxPooling3D(
-    (genome.pool1_time, 3, 3), (2, 2, 2), padding="same", name="pool1"
-  )(x)
+  x = conv3d.max_pool3d(x, (genome.pool1_time, 3, 3), (2, 2, 2), name="pool1")
   pools = {1: (genome.pool1_time, 3), 2: (genome.pool3_time, 2), 3: (genome.pool4_time, 2)}
   for s, stage in enumerate(genome.stages):
     if s:
       time, size = pools[s]
-      x = tf.keras.layers.MaxPooling3D(
-        (time, size, size), (1, 2, 2), padding="same", name=f"pool{s + 1}"
-      )(x)
+      x = conv3d.max_pool3d(x, (time, size, size), (1, 2, 2), name=f"pool{s + 1}")
     for r in range(stage.repeats):
       x = _unit(x, stage, r, name=f"res{s + 2}_u{r}")
-  frames = x.shape[1]
-  x = tf.keras.layers.AveragePooling3D(
-    (min(frames, 2), x.shape[2], x.shape[3]), strides=1, padding="valid", name="head_pool"
+  return tf.keras.Model(clips, _head(x, num_classes, dropout_rate), name=name)
+
+
+def _head(x, num_classes: int, dropout_rate: float):
+  """The released head on (B, T, H, W, C), from 2-D ops: logits (B, classes).
+
+  The (min(T, 2), H, W) average pool is the spatial mean per frame followed
+  by a (min(T, 2), 1) average pool over time; the 1×1×1 conv a 1×1 Conv2D on
+  the (B, T', 1, C) map; the final mean over (T', 1, 1) a mean over T'.
+  """
+  _, frames, height, width, channels = x.shape
+  x = layers.FreeReshape((height, width, channels), name="head_fold_time")(x)
+  x = tf.keras.layers.GlobalAveragePooling2D(keepdims=True, name="head_space_mean")(x)
+  x = layers.FreeReshape((frames, 1, channels), name="head_fold")(x)
+  x = tf.keras.layers.AveragePooling2D(
+    (min(frames, 2), 1), strides=1, padding="valid", name="head_pool"
   )(x)
   x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
-  x = tf.keras.layers.Conv3D(
+  x = tf.keras.layers.Conv2D(
     num_classes,
     1,
     kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01),
     name="logits_conv",
   )(x)
-  logits = tf.keras.layers.GlobalAveragePooling3D(name="logits")(x)
-  return tf.keras.Model(clips, logits, name=name)
+  return tf.keras.layers.GlobalAveragePooling2D(name="logits")(x)
