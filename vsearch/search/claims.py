@@ -317,8 +317,9 @@ class Claims:
     """Creates the marker unless one exists; atomic on local disks."""
     content = self._marker_content(candidate_id, proposal)
     try:
-      # Atomic on local disks; on object stores the read-back in try_claim
-      # settles most races and record writes settle the rest.
+      # Atomic on local disks and on gs:// with the Cloud Storage client; on
+      # other object stores the read-back in try_claim settles most races and
+      # record writes settle the rest.
       files.write_atomically(
         self.marker_path(candidate_id), json.dumps(content, sort_keys=True), overwrite=False
       )
