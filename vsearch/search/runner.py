@@ -10,7 +10,6 @@ that is killed and restarted makes the same children it would have made.
 import collections
 import datetime
 import functools
-import gc
 import json
 import logging
 import math
@@ -41,8 +40,8 @@ from vsearch.search.early_stopping import EarlyStopping
 from vsearch.search.evolution import Evolution
 from vsearch.search.runtime_gate import RuntimeGate
 from vsearch.search.store import RecordStore
+from vsearch.train import graphs, trainer
 from vsearch.train import strategy as strategy_lib
-from vsearch.train import trainer
 
 # The in-progress marker of the step that runs after the last candidate.
 FINISH_ID = "finish"
@@ -315,26 +314,24 @@ class Search:
       worker=self._worker,
     )
     timings, learned = {}, {}
-    try:
-      self._preemption.check()
-      metrics = self._train(genome, proposal.seed, dataset, timings, claim, learned, bar)
-      fitness = float(self.fitness(metrics))
-      if not math.isfinite(fitness):
-        raise CandidateError(f"its fitness is {fitness}")
-      fields.update(status=record_lib.STATUS_OK, metrics=metrics, fitness=fitness)
-    except ClaimLostError:
-      return None
-    except Exception as e:  # the child's failure, a retry, or a stop: FailurePolicy says which
-      outcome = self.failures.outcome(
-        e, claim, preempted=self._preemption.requested, workdir=self.workdir
-      )
-      if outcome is None:
-        return _RETRY
-      fields.update(outcome)
-    finally:
-      # Memory grows across models built in one process unless cleared.
-      tf.keras.backend.clear_session()
-      gc.collect()
+    # Nothing of a finished child stays in memory: its models, graphs and traces.
+    with graphs.candidate_graphs_freed():
+      try:
+        self._preemption.check()
+        metrics = self._train(genome, proposal.seed, dataset, timings, claim, learned, bar)
+        fitness = float(self.fitness(metrics))
+        if not math.isfinite(fitness):
+          raise CandidateError(f"its fitness is {fitness}")
+        fields.update(status=record_lib.STATUS_OK, metrics=metrics, fitness=fitness)
+      except ClaimLostError:
+        return None
+      except Exception as e:  # the child's failure, a retry, or a stop: FailurePolicy says which
+        outcome = self.failures.outcome(
+          e, claim, preempted=self._preemption.requested, workdir=self.workdir
+        )
+        if outcome is None:
+          return _RETRY
+        fields.update(outcome)
     timings["total_s"] = time.perf_counter() - start
     return Record(**fields, timings=timings, learned=learned, finished_at=_now())
 
