@@ -98,7 +98,7 @@ def plot(samples: list[tuple[int, float, float]], path: str, title: str) -> None
   axes.axhline(1.1 * rss5, color="grey", linestyle="--", label="1.1x RSS after candidate 5")
   axes.set_xlabel("candidates done")
   axes.set_ylabel("resident memory (MiB)")
-  axes.set_ylim(bottom=0)
+  axes.set_ylim(0, max(1.25 * rss5, 1.05 * max(rss for _, _, rss in samples)))
   axes.set_title(title, fontsize=9)
   axes.legend(fontsize=8, loc="lower right")
   figure.tight_layout()

@@ -2,7 +2,7 @@
 
 ``tf.keras.backend.clear_session()`` and ``gc.collect()`` after each
 candidate are not enough: every ``tf.function`` trace of a training step
-leaves its FuncGraphs (and their Operations) alive for good, 25 to 140 MB a
+leaves its FuncGraphs (and their Operations) alive for good, 20 to 120 MB a
 candidate. The referrer is TensorFlow's global gradient registry. Keras 3's
 optimizer sums the gradients across replicas with
 ``ReplicaContext.all_reduce`` (under every strategy, the default one too),
