@@ -35,9 +35,9 @@ def _run(command, timeout=600):
 
 
 def _files(directory):
-  return {
-    name: open(os.path.join(directory, name), "rb").read() for name in sorted(os.listdir(directory))
-  }
+  """The files in ``directory`` by name (not its folders, such as candidates/unreadable)."""
+  paths = {name: os.path.join(directory, name) for name in sorted(os.listdir(directory))}
+  return {name: open(path, "rb").read() for name, path in paths.items() if os.path.isfile(path)}
 
 
 @pytest.mark.slow
