@@ -1,6 +1,7 @@
 """The runtime gate inside a search: over-limit children are measured, recorded and never trained."""
 
 import os
+import time
 
 import gin
 import numpy as np
@@ -9,6 +10,8 @@ import tensorflow as tf
 
 from vsearch import configurables  # noqa: F401  (registers every gin configurable)
 from vsearch.data import clips as clips_lib
+from vsearch.deploy import latency, quantize
+from vsearch.methods import registry
 from vsearch.search import fitness
 from vsearch.search.runner import Search
 from vsearch.search.store import RecordStore
@@ -67,6 +70,64 @@ def test_a_child_within_limits_trains_and_is_scored_on_its_int8_accuracy(tmp_pat
   assert record.fitness == metrics["accuracy_int8"]
   assert metrics["latency_ms"] > 0 and "accuracy" in metrics
   assert {"gate_s", "train_s", "deployed_evaluate_s"} <= set(record.timings)
+
+
+def _time_with_litert(path: str, threads: int, use_xnnpack: bool, runs: int) -> float:
+  """Median invoke time (ms) of a .tflite file, timed here with LiteRT's own
+  Python interpreter, as a user would: none of vsearch's runner code."""
+  from ai_edge_litert import interpreter as litert
+
+  resolver = litert.OpResolverType.AUTO
+  if not use_xnnpack:
+    resolver = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+  model = litert.Interpreter(
+    model_path=path, num_threads=threads, experimental_op_resolver_type=resolver
+  )
+  model.allocate_tensors()
+  [detail] = model.get_input_details()
+  values = np.random.default_rng(0).integers(-100, 100, detail["shape"])
+  model.set_tensor(detail["index"], values.astype(detail["dtype"]))
+  for _ in range(5):
+    model.invoke()
+  samples = []
+  for _ in range(runs):
+    start = time.perf_counter()
+    model.invoke()
+    samples.append((time.perf_counter() - start) * 1e3)
+  return float(np.median(samples))
+
+
+@pytest.mark.slow
+def test_the_gates_latency_is_what_a_user_measures_on_the_exported_file(tmp_path):
+  """A child the gate timed inside a search, converted again to the file a user
+  ships, then timed in alternating rounds by the gate's measurement (with the
+  record's settings) and by LiteRT called directly: the medians agree within
+  10 %, so a limit set from a user's own timing means the same in a search."""
+  [record] = _search(
+    tmp_path,
+    "Search.num_candidates = 1",
+    "RuntimeGate.max_latency_ms = 1e-6",
+    "TvnSearchSpace.filters = (32,)",
+    "LatencySettings.warmup = 5",
+    "LatencySettings.runs = 30",
+  )
+  assert record.status == "over_limit" and record.metrics["latency_ms"] > 0
+  method = registry.method(record.method)
+  model = method.build(method.genome_from_dict(record.genome), record.metrics["num_classes"])
+  calibration = np.random.default_rng(0).uniform(-1, 1, (4, *model.input_shape[1:]))
+  converted = quantize.to_tflite(model, quantize.INT8, calibration.astype(np.float32))
+  # The file holds the very graph the gate timed.
+  assert converted.summary()["op_counts"] == record.metrics["tflite"]["op_counts"]
+  path = str(tmp_path / "model_int8.tflite")
+  converted.save(path)
+  settings = latency.LatencySettings(**record.metrics["latency"]["settings"])
+  # Alternating rounds share whatever else the machine is doing.
+  ratios = [
+    latency.measure_latency(path, settings).median_ms
+    / _time_with_litert(path, settings.threads, settings.use_xnnpack, settings.runs)
+    for _ in range(5)
+  ]
+  assert abs(np.median(ratios) - 1.0) <= 0.10, ratios
 
 
 def test_latency_tradeoff_fitness():

@@ -27,7 +27,7 @@ from vsearch import files
 from vsearch import record as record_lib
 from vsearch.data import clips as clips_lib
 from vsearch.data import datasets
-from vsearch.errors import CandidateError, ClaimLostError, PreemptedError, UserError
+from vsearch.errors import CandidateError, ClaimLostError, OverLimitError, PreemptedError, UserError
 from vsearch.methods.base import Genome, Method
 from vsearch.progress import Progress
 from vsearch.record import Record, best_record
@@ -367,7 +367,11 @@ class Search:
     if gate:
       start = time.perf_counter()
       with strategy_lib.float32_policy():
-        metrics.update(gate.check(build, train_data, genome=genome))
+        try:
+          metrics.update(gate.check(build, train_data, genome=genome))
+        except OverLimitError as e:
+          e.metrics = {**metrics, **e.metrics}  # An over-limit record names its classes too.
+          raise
       timings["gate_s"] = time.perf_counter() - start
     tf.keras.utils.set_random_seed(seed)
     writer = tf.summary.create_file_writer(
