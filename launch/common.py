@@ -167,15 +167,20 @@ def strategy():
 
 @contextlib.contextmanager
 def user_errors():
-  """Turns a UserError into one line on stderr and exit status 2."""
-  from vsearch.errors import UserError
+  """Turns a UserError into one line on stderr and exit status 2, and a
+  WorkerStopError (SIGTERM, a full disk, failures in a row) into one line and
+  its own exit status."""
+  from vsearch.errors import UserError, WorkerStopError
 
   try:
     yield
   except UserError as e:
     # gin appends "In call to configurable ..." lines; the first line says it all.
-    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
+    print(f"error: {_first_line(e)}", file=sys.stderr, flush=True)
     sys.exit(2)
+  except WorkerStopError as e:
+    print(f"{e.label}: {_first_line(e)}", file=sys.stderr, flush=True)
+    sys.exit(e.exit_status)
   except KeyboardInterrupt:
     print(
       "\nInterrupted; the records written so far are kept, and the same command resumes.",
@@ -183,3 +188,8 @@ def user_errors():
       flush=True,
     )
     sys.exit(130)
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__

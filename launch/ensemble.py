@@ -8,9 +8,9 @@ Picks the best records of --workdir that are pairwise far enough apart
 with every member's accuracy and the ensemble's.
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 common.define_flags(strategy=True, required=["workdir"])
 flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
@@ -37,5 +37,10 @@ def main(argv):
     )
 
 
+def run():
+  """The `vsearch-ensemble` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

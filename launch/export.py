@@ -13,9 +13,9 @@ config.gin (dataset, method settings) is parsed first, then --gin_file and
 --gin_bindings on top.
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 flags.DEFINE_string(
   "out", None, "Folder for saved_model/, model_float.tflite, model_int8.tflite and export.json."
@@ -40,5 +40,10 @@ def main(argv):
     )
 
 
+def run():
+  """The `vsearch-export` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

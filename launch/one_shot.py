@@ -9,9 +9,9 @@ kept graph, with its learned weights fixed, to WORKDIR/genome.json. Rerunning
 the same command resumes.
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 common.define_flags(genome=True, strategy=True, required=["workdir"])
 flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
@@ -29,5 +29,10 @@ def main(argv):
     ).run()
 
 
+def run():
+  """The `vsearch-one-shot` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

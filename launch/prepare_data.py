@@ -11,9 +11,9 @@ files that could not be decoded (skipped, never fatal). A dataset already
 prepared in --data_dir is only summarised.
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 flags.DEFINE_string(
   "dataset",
@@ -85,5 +85,10 @@ def main(argv):
     _summarise(datasets.prepare_dataset(FLAGS.dataset, FLAGS.data_dir))
 
 
+def run():
+  """The `vsearch-prepare-data` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

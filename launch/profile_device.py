@@ -26,7 +26,7 @@ import sys
 
 from absl import app, flags
 
-from launch import common
+from launch import common, console
 
 flags.DEFINE_string("out", None, "The folder to write (prepare) or time (profile).")
 flags.DEFINE_integer(
@@ -126,5 +126,10 @@ def main(argv):
     prepare()
 
 
+def run():
+  """The `vsearch-profile-device` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

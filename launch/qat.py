@@ -7,9 +7,9 @@ Needs the [qat] extra (pip install -e ".[qat]"). Writes model_int8.tflite
 models' validation accuracy, latency and size.
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 flags.DEFINE_string("out", None, "Where the TFLite files and qat.json go.")
 flags.mark_flags_as_required(["workdir", "out"])
@@ -24,5 +24,10 @@ def main(argv):
     qat.run(workdir=FLAGS.workdir, out_dir=FLAGS.out)
 
 
+def run():
+  """The `vsearch-qat` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

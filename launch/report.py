@@ -6,9 +6,9 @@ Works on a finished search and on one still running (rerun it to refresh).
 The report goes to WORKDIR/report/ unless --out says otherwise.
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 flags.mark_flag_as_required("workdir")
 flags.DEFINE_string("out", None, "Where report.html and the PNGs go (default WORKDIR/report).")
@@ -38,5 +38,10 @@ def main(argv):
     print(f"Wrote {written.html_path} and {len(written.png_paths)} plots.", flush=True)
 
 
+def run():
+  """The `vsearch-report` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -8,9 +8,9 @@ command on the same workdir resumes from the latest checkpoint; a finished run
 only reports its result.
 """
 
-from absl import app, flags
+from absl import flags
 
-from launch import common
+from launch import common, console
 
 common.define_flags(genome=True, strategy=True, required=["workdir"])
 flags.adopt_module_key_flags(common)  # --help lists the shared flags too.
@@ -25,5 +25,10 @@ def main(argv):
     FullTraining(workdir=FLAGS.workdir, source=source, strategy=common.strategy()).run()
 
 
+def run():
+  """The `vsearch-train` console script."""
+  console.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

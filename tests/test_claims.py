@@ -107,16 +107,76 @@ def test_release_removes_the_marker_and_the_child_checkpoints(tmp_path):
   assert os.listdir(a.directory) == []
 
 
-def test_an_unreadable_marker_does_not_block_the_search(tmp_path):
+@pytest.mark.parametrize(
+  "content",
+  [
+    '{"worker": ',  # truncated
+    "[1, 2]",  # not an object
+    '{"worker": "b", "seed": 1}',  # no genome
+    '{"worker": "b", "genome": {}, "seed": "one"}',  # a seed that is not a number
+  ],
+)
+def test_an_unreadable_marker_is_replaced_by_a_fresh_proposal_at_once(tmp_path, caplog, content):
   a = claims_lib.Claims(str(tmp_path), "a", FAST)
   with open(a.marker_path("000002"), "w") as f:
-    f.write('{"worker": ')
+    f.write(content)
+  os.makedirs(a.checkpoint_dir("000002"))  # whatever child it held, its checkpoints go too
   assert not a.is_live("000002")
-  assert a.try_claim("000002", lambda: _proposal(2)) is None  # fresh: left alone
-  _age(a, "000002", 61)
-  claim = a.try_claim("000002", lambda: _proposal(2))  # stale: replaced
-  assert claim is not None and claim.proposal == _proposal(2)
+  claim = a.try_claim("000002", lambda: _proposal(2))  # fresh, not stale: replaced all the same
+  assert claim is not None and claim.proposal == _proposal(2) and claim.failed_attempts == []
   assert json.load(open(a.marker_path("000002")))["worker"] == "a"
+  assert not os.path.exists(a.checkpoint_dir("000002"))
+  assert "000002" in caplog.text and "fresh proposal" in caplog.text
+
+
+def test_a_marker_whose_genome_is_invalid_is_replaced(tmp_path):
+  a = claims_lib.Claims(str(tmp_path), "a", FAST)
+  b = claims_lib.Claims(str(tmp_path), "b", FAST)
+  a.try_claim("000001", lambda: _proposal(1))
+  _age(a, "000001", 61)  # a's worker died
+
+  def check(proposal):
+    if proposal.genome.get("n") == 1:
+      raise ValueError("blocks[0].filters must be positive")
+
+  claim = b.try_claim("000001", lambda: _proposal(5), check=check)
+  assert claim is not None and claim.proposal == _proposal(5)
+  assert json.load(open(b.marker_path("000001")))["genome"] == {"n": 5}
+
+
+def test_a_live_marker_is_not_judged_by_its_genome(tmp_path):
+  a = claims_lib.Claims(str(tmp_path), "a", FAST)
+  b = claims_lib.Claims(str(tmp_path), "b", FAST)
+  a.try_claim("000001", lambda: _proposal(1))
+  assert b.try_claim("000001", lambda: _proposal(5), check=lambda p: 1 / 0) is None
+
+
+def test_failed_attempts_are_kept_in_the_marker_across_takeovers(tmp_path):
+  a = claims_lib.Claims(str(tmp_path), "a", FAST)
+  claim = a.try_claim("000004", lambda: _proposal(4))
+  assert claim.record_failure("RuntimeError: converter crashed") == 1
+  with claim:
+    time.sleep(0.2)  # heartbeats rewrite the marker and keep the count
+  assert json.load(open(a.marker_path("000004")))["failed_attempts"] == [
+    "RuntimeError: converter crashed"
+  ]
+  _age(a, "000004", 61)
+  again = claims_lib.Claims(str(tmp_path), "b", FAST).try_claim("000004", pytest.fail)
+  assert again.failed_attempts == ["RuntimeError: converter crashed"]
+
+
+def test_a_handed_over_marker_is_free_at_once_and_keeps_its_child(tmp_path):
+  a = claims_lib.Claims(str(tmp_path), "a", FAST)
+  b = claims_lib.Claims(str(tmp_path), "b", FAST)
+  claim = a.try_claim("000000", lambda: _proposal(3))
+  claim.failed_attempts.append("OSError: flaky")
+  assert b.is_live("000000")
+  a.hand_over(claim)
+  assert not b.is_live("000000")
+  taken = b.try_claim("000000", lambda: pytest.fail("the child is kept"))
+  assert taken.taken_over_from == "a" and taken.proposal == _proposal(3)
+  assert taken.failed_attempts == ["OSError: flaky"]
+  assert not json.load(open(b.marker_path("000000"))).get("handed_over")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from vsearch.errors import UserError
 from vsearch.record import Record, format_id
 from vsearch.search.evolution import Evolution
 
@@ -61,7 +62,7 @@ def test_only_failures_means_random():
 
 @pytest.mark.parametrize("population_size,tournament_size", [(0, 1), (4, 0), (4, 5)])
 def test_bad_sizes_are_rejected(population_size, tournament_size):
-  with pytest.raises(ValueError):
+  with pytest.raises(UserError, match="Evolution"):
     Evolution(population_size=population_size, tournament_size=tournament_size)
 
 

@@ -1,28 +1,37 @@
 """launch.export: an untrained zoo model, a trained genome and a search's candidate ship as
-four artifacts."""
+five artifacts."""
 
 import json
 import os
 import subprocess
 import sys
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from vsearch.data import datasets
 from vsearch.deploy import export as export_lib
 from vsearch.deploy import latency
+from vsearch.jobs import export as export_job
 from vsearch.methods import assemblenet as an
 from vsearch.methods import tvn
 from vsearch.record import Record
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "tests", "data", "tiny_search.gin")
-ARTIFACTS = {"saved_model", "model_float.tflite", "model_int8.tflite", "export.json"}
+ARTIFACTS = {
+  "saved_model",
+  "model_float.tflite",
+  "model_int8.tflite",
+  "labels.txt",
+  "export.json",
+}
 
 
 @pytest.mark.slow
-def test_untrained_zoo_model_exports_all_four_artifacts(tmp_path):
+def test_untrained_zoo_model_exports_all_five_artifacts(tmp_path):
   out = tmp_path / "out"
   result = subprocess.run(
     [
@@ -57,8 +66,8 @@ def test_untrained_zoo_model_exports_all_four_artifacts(tmp_path):
   assert "Traceback" not in result.stderr and "signature_serialization" not in result.stderr
 
 
-def test_trained_model_reports_each_forms_accuracy_and_serves(tmp_path):
-  genome = tvn.Genome(
+def _tiny_genome():
+  return tvn.Genome(
     resolution=32,
     num_frames=4,
     frame_stride=1,
@@ -76,8 +85,11 @@ def test_trained_model_reports_each_forms_accuracy_and_serves(tmp_path):
       ),
     ),
   )
+
+
+def test_trained_model_reports_each_forms_accuracy_and_serves(tmp_path):
   tf.keras.utils.set_random_seed(0)
-  model = tvn.build_model(genome, 3)
+  model = tvn.build_model(_tiny_genome(), 3)
   rng = np.random.default_rng(0)
   clips = rng.uniform(-1, 1, (24, 4, 32, 32, 3)).astype("float32")
   labels = model.predict(clips, verbose=0).argmax(-1)  # the float model is right by definition
@@ -92,6 +104,9 @@ def test_trained_model_reports_each_forms_accuracy_and_serves(tmp_path):
     num_calibration_clips=8,
   )
   assert set(os.listdir(tmp_path)) == ARTIFACTS
+  # Without class names, the outputs are named by index.
+  assert summary["labels"] == ["0", "1", "2"]
+  assert (tmp_path / "labels.txt").read_text().splitlines() == ["0", "1", "2"]
   assert summary["saved_model"]["accuracy"] == 1.0
   assert summary["tflite_float"]["accuracy"] == 1.0
   assert summary["tflite_int8"]["accuracy"] >= 0.75
@@ -101,6 +116,32 @@ def test_trained_model_reports_each_forms_accuracy_and_serves(tmp_path):
     outputs["logits"].numpy(), model.predict(clips[:5], verbose=0), rtol=1e-4, atol=1e-5
   )
   np.testing.assert_allclose(outputs["probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)
+
+
+def test_an_export_names_the_datasets_classes_in_label_order(tmp_path):
+  gin.parse_config(
+    [
+      f"load_dataset.data_dir = '{tmp_path / 'data'}'",
+      "synthetic_motion_config.num_classes = 4",
+      "synthetic_motion_config.num_frames = 4",
+      "synthetic_motion_config.resolution = 32",
+      "synthetic_motion_config.train_per_class = 2",
+      "synthetic_motion_config.validation_per_class = 1",
+      "export.num_calibration_clips = 2",
+      "LatencySettings.warmup = 1",
+      "LatencySettings.runs = 3",
+    ]
+  )
+  genome_path = tmp_path / "genome.json"
+  genome_path.write_text(json.dumps(_tiny_genome().to_dict()))
+  out = tmp_path / "out"
+  summary = export_job.run(str(out), genome_file=str(genome_path))
+  # synthetic_motion names each class by its direction of motion.
+  names = list(datasets.load_dataset().class_names)
+  assert names == ["0deg", "90deg", "180deg", "270deg"]
+  assert (out / "labels.txt").read_text(encoding="utf-8").splitlines() == names
+  assert summary["labels"] == names
+  assert json.loads((out / "export.json").read_text())["labels"] == names
 
 
 @pytest.mark.parametrize(
@@ -254,7 +295,8 @@ def test_a_candidate_exports_with_its_searchs_config(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert "4 classes of synthetic_motion" in result.stdout
   summary = json.loads((tmp_path / "out" / "export.json").read_text())
-  assert summary["source"].startswith("candidate ") and summary["dataset"] == "synthetic_motion"
+  assert summary["source"].startswith("candidate ")
+  assert summary["dataset"].startswith("synthetic_motion/") and "_c4_" in summary["dataset"]
   assert "representation_flow" in summary["flow"]
   int8 = summary["tflite_int8"]
   assert int8["float_layers"] == ["representation_flow"] and int8["int8_outside_float_layers"]

@@ -46,6 +46,8 @@ GENOME = {
 
 @pytest.mark.slow
 def test_qat_fine_tunes_a_trained_run_and_compares_it_with_post_training_int8(tmp_path):
+  pytest.importorskip("tensorflow_model_optimization")
+  pytest.importorskip("tf_keras")
   gin.add_config_file_search_path(REPO)
   gin.parse_config_files_and_bindings(
     [os.path.join(REPO, "gin/tvn/train_smoke.gin")],
@@ -86,5 +88,23 @@ def test_qat_fine_tunes_a_trained_run_and_compares_it_with_post_training_int8(tm
 
 
 def test_qat_needs_a_finished_training_run(tmp_path):
+  pytest.importorskip("tensorflow_model_optimization")
+  pytest.importorskip("tf_keras")
   with pytest.raises(UserError, match="no trained weights"):
+    qat.run(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_qat_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch):
+  # The plain install (no [qat] extra) takes this path for real.
+  import importlib.util
+
+  find_spec = importlib.util.find_spec
+  monkeypatch.setattr(
+    importlib.util,
+    "find_spec",
+    lambda name, *args: None if name == "tensorflow_model_optimization" else find_spec(name, *args),
+  )
+  with pytest.raises(
+    UserError, match=r'QAT needs tensorflow_model_optimization.*: install .*"\.\[qat\]"'
+  ):
     qat.run(str(tmp_path), str(tmp_path / "out"))

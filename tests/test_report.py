@@ -198,6 +198,30 @@ def test_report_on_empty_missing_and_non_search_workdirs(tmp_path):
     assert "No candidate has finished successfully yet" in f.read()
 
 
+def test_every_record_field_is_escaped_and_a_string_fitness_is_unreadable(tmp_path):
+  store = RecordStore(str(tmp_path))
+  evil = "<script>alert(1)</script>"
+  best = dataclasses.replace(_record(0, 0.9), method=evil, mutation=evil, parent="000007")
+  failed = dataclasses.replace(_record(1, 0.5), status=evil, fitness=None, reason=evil)
+  store.write(best)
+  store.write(failed)
+  child = dataclasses.replace(_record(2, 0.95, parent=0), genome={"x": evil}, mutation=evil)
+  store.write(child)
+  with open(store.path("000003"), "w") as f:
+    json.dump(_record(3, 0.99).to_dict() | {"fitness": "0.99", "method": evil}, f)
+  os.makedirs(os.path.join(store.directory, "unreadable"))
+  open(
+    os.path.join(store.directory, "unreadable", "000004.<img src=x onerror=1>.json"), "w"
+  ).close()
+  written = report.write_report(str(tmp_path))
+  page = _assert_report_files(written)
+  assert "<script" not in page and "&lt;script&gt;" in page
+  assert page.count("<img") == len(written.png_paths)  # the plots', none from a file name
+  assert written.best.id == "000002"  # the string fitness did not win, nor crash the report
+  assert any("000003.json" in note and "fitness" in note for note in written.notes)
+  assert any("set aside" in note for note in written.notes)
+
+
 def test_launcher_reports_a_missing_workdir_in_one_line(tmp_path):
   result = subprocess.run(
     [sys.executable, "-m", "launch.report", f"--workdir={tmp_path / 'missing'}"],

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,7 +63,8 @@ def test_search_killed_mid_candidate_resumes_without_losing_or_repeating(tmp_pat
   process.wait()
   before = {k: v for k, v in _files(candidates).items() if k.endswith(".json")}
   assert 2 <= len(before) < 6
-  # A broken record (as a crash of another tool might leave) must be skipped and kept.
+  # A broken record (as a crash of another tool might leave) is moved aside, and its
+  # candidate runs again.
   broken = os.path.join(candidates, "000005.json")
   with open(broken, "w") as f:
     f.write('{"id": "000005", "genome": {')
@@ -74,11 +76,15 @@ def test_search_killed_mid_candidate_resumes_without_losing_or_repeating(tmp_pat
   after = _files(candidates)
   for name, content in before.items():
     assert after[name] == content, f"{name} was rewritten"
-  assert open(broken).read() == '{"id": "000005", "genome": {'
+  [aside] = os.listdir(os.path.join(candidates, "unreadable"))
+  assert aside.startswith("000005.") and aside in result.stderr
+  assert open(os.path.join(candidates, "unreadable", aside)).read() == (
+    '{"id": "000005", "genome": {'
+  )
   assert sorted(n for n in after if n.endswith(".json")) == [f"{i:06d}.json" for i in range(6)]
   assert not [n for n in after if ".tmp-" in n and n[:6] + ".json" not in before]
   records = RecordStore(workdir).read_all()
-  assert [r.id for r in records] == [f"{i:06d}" for i in range(5)]
+  assert [r.id for r in records] == [f"{i:06d}" for i in range(6)]
   assert all(r.status == "ok" and 0.0 <= r.fitness <= 1.0 for r in records)
   assert all(r.parent is None for r in records[:3])  # the random initial population
   assert all(r.parent is not None and r.mutation for r in records[3:])
@@ -112,6 +118,10 @@ def test_search_killed_mid_candidate_resumes_without_losing_or_repeating(tmp_pat
     (["--gin_file=gin/tvn/smoke.gin", "--strategy=tpu", "--tpu=local"], "no TPU"),
     (["--gin_file=gin/tvn/smoke.gin", "--workdir=/proc/vsearch"], "Choose a --workdir"),
     (["--gin_file=gin/tvn/smoke.gin", "--cpus=0-x"], "--cpus"),
+    ([], "needs --gin_file"),
+    (["--gin_file=gin/data/synthetic_smoke.gin"], "Search.method is not set"),
+    (["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=Search.num_candidates=-1"], "num_candidates"),
+    (["--gin_file=gin/tvn/smoke.gin", "--gin_bindings=TrainConfig.steps=0"], "TrainConfig.steps"),
   ],
 )
 def test_bad_input_ends_with_one_line(tmp_path, args, message):
@@ -135,3 +145,49 @@ def test_missing_workdir_is_a_flag_error():
   result = _run([sys.executable, "-m", "launch.search", "--gin_file=gin/tvn/smoke.gin"])
   assert result.returncode != 0
   assert "--workdir" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_child_and_the_same_command_resumes_it(tmp_path):
+  workdir, data_dir = str(tmp_path / "work"), str(tmp_path / "data")
+  command = _search_command(
+    workdir,
+    data_dir,
+    "--gin_bindings=Search.num_candidates = 1",
+    "--gin_bindings=TrainConfig.steps = 150",
+    "--gin_bindings=Search.checkpoint_every = 3",
+  )
+  checkpoints = os.path.join(workdir, "in_progress", "000000.checkpoints")
+  process = subprocess.Popen(
+    command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
+  deadline = time.monotonic() + 400
+  while not os.path.exists(os.path.join(checkpoints, "checkpoint")):
+    assert process.poll() is None, "the search ended before it could be stopped"
+    assert time.monotonic() < deadline, "the child wrote no checkpoint in time"
+    time.sleep(0.1)
+  sent = time.monotonic()
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=60)
+  assert time.monotonic() - sent < 30
+  assert process.returncode == 143, stderr[-3000:]
+  last = stderr.strip().splitlines()[-1]
+  match = re.fullmatch(
+    r"stopped: by SIGTERM: candidate 000000 checkpointed at step (\d+) of 150 in "
+    + re.escape(checkpoints)
+    + "; the same command resumes it.",
+    last,
+  )
+  assert match, stderr[-3000:]
+  step = int(match.group(1))
+  assert 3 <= step < 150 and step % 3 == 0  # a step boundary (steps_per_call = 3)
+  assert sorted(os.listdir(checkpoints))[-1] == f"ckpt-{step}.index"
+  assert not os.path.exists(os.path.join(workdir, "candidates", "000000.json"))
+  marker = json.load(open(os.path.join(workdir, "in_progress", "000000.json")))
+  assert marker["handed_over"] and marker["failed_attempts"] == []
+
+  result = _run(command)
+  assert result.returncode == 0, result.stderr[-3000:]
+  [record] = RecordStore(workdir).read_all()
+  assert record.ok and record.timings["resumed_from_step"] == step
+  assert os.listdir(os.path.join(workdir, "in_progress")) == []

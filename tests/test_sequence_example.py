@@ -50,6 +50,7 @@ def test_single_label_read_gives_frames_and_the_first_label(records):
     str(root / "train-*"), str(root / "validation.tfrecord"), NUM_CLASSES, name="mini"
   )
   assert (dataset.name, dataset.num_train, dataset.num_validation) == ("mini", 12, 6)
+  assert dataset.class_names == ()  # exports name them by index
   examples = list(dataset.train.as_numpy_iterator())
   assert len(examples) == 12
   for example, (frames, labels) in zip(examples, train):  # file order is kept
@@ -61,8 +62,13 @@ def test_single_label_read_gives_frames_and_the_first_label(records):
 def test_multi_label_read_gives_multi_hot_labels(records):
   root, _, validation = records
   dataset = se.load_sequence_examples(
-    str(root / "train-*"), str(root / "validation.tfrecord"), NUM_CLASSES, multi_label=True
+    str(root / "train-*"),
+    str(root / "validation.tfrecord"),
+    NUM_CLASSES,
+    multi_label=True,
+    class_names=["walk", "run", "jump"],
   )
+  assert dataset.class_names == ("walk", "run", "jump")
   labels = [e["label"] for e in dataset.validation.as_numpy_iterator()]
   expected = np.zeros((6, NUM_CLASSES), np.int64)
   for row, (_, indices) in enumerate(validation):
@@ -97,6 +103,8 @@ def test_bad_files_name_the_file_and_what_is_wrong(records, tmp_path):
       se.load_sequence_examples(pattern, good, NUM_CLASSES)
   with pytest.raises(UserError, match="label index 2, outside \\[0, 2\\)"):
     se.load_sequence_examples(str(root / "train-*"), good, 2)
+  with pytest.raises(UserError, match="2 names for 3 classes"):
+    se.load_sequence_examples(good, good, NUM_CLASSES, class_names=["walk", "run"])
 
 
 def test_a_later_record_missing_a_feature_is_skipped_and_named(records, tmp_path, capfd):

@@ -1,5 +1,6 @@
 """The record store: atomic writes, never overwritten, unreadable records skipped."""
 
+import dataclasses
 import json
 import os
 
@@ -75,3 +76,53 @@ def test_unwritable_workdir_is_a_user_error(tmp_path):
   blocker.write_text("not a folder")
   with pytest.raises(UserError, match="--workdir"):
     RecordStore(str(blocker / "workdir"))
+
+
+@pytest.mark.parametrize(
+  "change",
+  [
+    {"fitness": "0.9"},
+    {"fitness": True},
+    {"genome": [1, 2]},
+    {"metrics": "accuracy=0.9"},
+    {"parent": 3},
+    {"seed": 1.5},
+    {"timings": {"total_s": "long"}},
+    {"id": "../000001"},
+  ],
+)
+def test_fields_of_the_wrong_type_make_a_record_unreadable(change):
+  data = _record(1).to_dict() | change
+  with pytest.raises(ValueError):
+    Record.from_dict(data)
+
+
+def test_the_search_sets_unreadable_records_aside_so_their_candidates_run_again(tmp_path, caplog):
+  store = RecordStore(str(tmp_path))
+  store.write(_record(0))
+  with open(store.path("000001"), "w") as f:
+    f.write('{"id": "000001", "meth')
+  with open(store.path("000002"), "w") as f:
+    json.dump(_record(2).to_dict() | {"fitness": "high"}, f)
+  with open(store.path("000003"), "w") as f:
+    json.dump(_record(3).to_dict() | {"format": RECORD_FORMAT + 1, "fitness": "new"}, f)
+  records = store.read_all(set_aside_unreadable=True)
+  assert [r.id for r in records] == ["000000"]
+  # Moved, not deleted, and named in a warning; a newer vsearch's record is kept.
+  aside = sorted(os.listdir(os.path.join(store.directory, "unreadable")))
+  assert [name[:6] for name in aside] == ["000001", "000002"]
+  assert open(os.path.join(store.directory, "unreadable", aside[0])).read() == (
+    '{"id": "000001", "meth'
+  )
+  assert store.ids() == {"000000", "000003"}
+  assert "000001.json" in caplog.text and "unreadable/000001." in caplog.text
+  assert "newer vsearch" in caplog.text
+  store.write(_record(1))  # its id is free again
+  assert [r.id for r in store.read_all(set_aside_unreadable=True)] == ["000000", "000001"]
+
+
+def test_a_record_that_would_not_read_back_is_never_written(tmp_path):
+  store = RecordStore(str(tmp_path))
+  with pytest.raises(ValueError, match="fitness"):
+    store.write(dataclasses.replace(_record(0), fitness="0.5"))
+  assert store.ids() == set()

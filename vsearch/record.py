@@ -8,6 +8,7 @@ the type lives here, below every layer that reads it.
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -94,7 +95,12 @@ class Record:
 
   @classmethod
   def from_dict(cls, data: dict[str, Any]) -> "Record":
-    """Reads a record; raises ValueError when it is not one."""
+    """Reads a record; raises ValueError when it is not one.
+
+    Every field must hold its JSON type (a ``fitness`` that is a string, a
+    ``genome`` that is a list, ...), so code that reads records can trust
+    them, and a search treats a record with a wrong type as unreadable.
+    """
     if not isinstance(data, dict):
       raise ValueError("a record must be a JSON object")
     names = {f.name for f in dataclasses.fields(cls)}
@@ -102,7 +108,48 @@ class Record:
     if missing:
       raise ValueError(f"missing fields {sorted(missing)}")
     # Unknown keys come from newer formats: keep reading what is understood.
-    return cls(**{k: v for k, v in data.items() if k in names})
+    fields = {k: v for k, v in data.items() if k in names}
+    for name, value in fields.items():
+      _check_field(name, value)
+    if not _ID.match(fields["id"]):
+      raise ValueError(f"its id {fields['id']!r} is not a candidate id (digits)")
+    return cls(**fields)
+
+
+_ID = re.compile(r"^\d{6,}$")
+_NUMBER = (int, float)
+# What each field's JSON value must be; None where null is allowed.
+_FIELD_TYPES: dict[str, tuple[Any, ...]] = {
+  "id": (str,),
+  "method": (str,),
+  "genome": (dict,),
+  "status": (str,),
+  "parent": (str, None),
+  "mutation": (str,),
+  "metrics": (dict,),
+  "fitness": (*_NUMBER, None),
+  "reason": (str, None),
+  "seed": (int,),
+  "timings": (dict,),
+  "worker": (str,),
+  "finished_at": (str,),
+  "learned": (dict,),
+}
+
+
+def _check_field(name: str, value: Any) -> None:
+  """Raises ValueError when a record field holds the wrong JSON type."""
+  allowed = _FIELD_TYPES[name]
+  if value is None and None in allowed:
+    return
+  types = tuple(t for t in allowed if t is not None)
+  if isinstance(value, bool) or not isinstance(value, types):
+    expected = " or ".join(("null" if t is None else t.__name__) for t in allowed)
+    raise ValueError(f"its {name} is {type(value).__name__} {value!r:.40}, not {expected}")
+  if name == "timings":
+    for key, seconds in value.items():
+      if isinstance(seconds, bool) or not isinstance(seconds, _NUMBER):
+        raise ValueError(f"its timings[{key!r}] is not a number")
 
 
 def best_record(records: Sequence[Record]) -> Optional[Record]:

@@ -3,7 +3,7 @@
 #
 # A search runs one worker per TPU VM host; every worker shares the record
 # store in WORKDIR on Cloud Storage. Several single-host TPU VMs (COUNT > 1)
-# are the tested-by-design layout; see "Running on Cloud TPU" in the README.
+# are the tested-by-design layout; see "Running on Cloud TPU" in docs/distributed.md.
 
 PROJECT="${PROJECT:-my-gcp-project}"
 ZONE="${ZONE:-us-central2-b}"

@@ -41,6 +41,10 @@ class VideoDataset:
     object_classes: names of the classes of the per-frame segmentation maps
       its examples carry as ``"objects"`` (uint8 [N, H, W, 1] class indices);
       empty for a dataset without them. synthetic_motion has them.
+    class_names: the name of each label, in label order: the names of the
+      TFDS ``label`` feature (synthetic_motion's directions of motion, such
+      as ``"90deg"``; a video folder's subfolders; UCF101's actions); empty
+      when the source has none. Exports write them to ``labels.txt``.
   """
 
   name: str
@@ -50,6 +54,7 @@ class VideoDataset:
   num_train: int
   num_validation: int
   object_classes: tuple[str, ...] = ()
+  class_names: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -285,4 +290,5 @@ def load_dataset(
     num_train=num_train,
     num_validation=num_validation,
     object_classes=synthetic_motion.OBJECT_CLASSES if has_objects else (),
+    class_names=tuple(features["label"].names),
   )

@@ -221,6 +221,7 @@ def load_sequence_examples(
   name: str = "",
   num_train: int | None = None,
   num_validation: int | None = None,
+  class_names: Sequence[str] = (),
 ) -> VideoDataset:
   """A VideoDataset read from Model Garden SequenceExample TFRecords.
 
@@ -235,15 +236,23 @@ def load_sequence_examples(
     num_train: clips in the training files; None counts the records (reads
       every file once, which takes a while on terabytes).
     num_validation: the same for the validation files.
+    class_names: the name of each class in label-index order, which exports
+      write to ``labels.txt``; empty (the default) names them by index.
 
   Raises:
-    UserError: a glob matches nothing, or the first record of a file lacks
-      a feature or has a label outside [0, num_classes).
+    UserError: a glob matches nothing, the first record of a file lacks a
+      feature or has a label outside [0, num_classes), or ``class_names``
+      does not name every class.
   """
   if not isinstance(num_classes, int) or num_classes < 2:
     raise UserError(
       f"load_sequence_examples.num_classes is {num_classes!r}; "
       "set it to the number of classes (at least 2)."
+    )
+  if class_names and len(class_names) != num_classes:
+    raise UserError(
+      f"load_sequence_examples.class_names has {len(class_names)} names for "
+      f"{num_classes} classes; give one per class, in label-index order."
     )
   train = _files(train_files, "train_files")
   validation = _files(validation_files, "validation_files")
@@ -256,4 +265,5 @@ def load_sequence_examples(
     num_classes=num_classes,
     num_train=num_train if num_train is not None else _count(train),
     num_validation=(num_validation if num_validation is not None else _count(validation)),
+    class_names=tuple(class_names),
   )

@@ -23,11 +23,24 @@ before ``inputs`` existed). A model of several inputs adds ``input_shapes``:
 ``{name: [1, ...]}`` per input. An int8 file that keeps layers in float on
 purpose (an in-network optical flow) names them in ``tflite_int8.float_layers``
 and says in ``int8_outside_float_layers`` whether every other op is int8.
+
+Class names: column ``i`` of ``logits`` and ``probabilities`` (and of the
+TFLite files' output) is the class on line ``i`` of ``labels.txt`` (one name
+per line, UTF-8, in label order), and ``export.json``'s ``labels`` lists the
+same names. For one clip::
+
+  labels = open("labels.txt", encoding="utf-8").read().splitlines()
+  outputs = tf.saved_model.load("saved_model").signatures["serving_default"](clips=clip)
+  name = labels[int(tf.argmax(outputs["logits"][0]))]
+
+A multi-label model (Charades) scores each class on its own: read
+``sigmoid(logits)`` per column rather than ``probabilities``.
 """
 
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +55,7 @@ from vsearch.nn import cost
 SAVED_MODEL = "saved_model"
 TFLITE_FILES = {quantize.FLOAT: "model_float.tflite", quantize.INT8: "model_int8.tflite"}
 SUMMARY = "export.json"
+LABELS = "labels.txt"
 
 
 class _Serving(tf.Module):
@@ -84,8 +98,9 @@ def export(
   num_calibration_clips: int = 64,
   max_eval_clips: int = 512,
   info: dict[str, Any] | None = None,
+  class_names: Sequence[str] = (),
 ) -> dict[str, Any]:
-  """Writes the SavedModel, both TFLite files and ``export.json``.
+  """Writes the SavedModel, both TFLite files, ``labels.txt`` and ``export.json``.
 
   Args:
     model: the model to ship.
@@ -99,10 +114,16 @@ def export(
     num_calibration_clips: training clips for int8 calibration.
     max_eval_clips: validation clips each accuracy is measured on.
     info: extra fields for ``export.json`` (the genome, where it came from).
+    class_names: the name of each output class, in label order (the
+      dataset's ``class_names``); empty names them by index ("0", "1", ...).
 
   Returns:
     What ``export.json`` holds.
+
+  Raises:
+    ValueError: ``class_names`` does not name each output once, one to a line.
   """
+  names = _labels(class_names, int(model.outputs[0].shape[-1]))
   tf.io.gfile.makedirs(out_dir)
   shapes = cost.input_shapes(model)
   several = len(shapes) > 1
@@ -118,6 +139,7 @@ def export(
     "num_params": int(model.count_params()),
     "input_shape": [1, *clip_shape],
     "serving_signature": signature,
+    "labels": names,
   }
   if several:
     summary["input_shapes"] = {name: [1, *shape] for name, shape in shapes.items()}
@@ -154,10 +176,24 @@ def export(
         "accuracy"
       ]
     summary[f"tflite_{fmt}"] = entry
+  with tf.io.gfile.GFile(os.path.join(out_dir, LABELS), "w") as f:
+    f.write("".join(f"{name}\n" for name in names))
   with tf.io.gfile.GFile(os.path.join(out_dir, SUMMARY), "w") as f:
     json.dump(summary, f, indent=2, sort_keys=True)
     f.write("\n")
   return summary
+
+
+def _labels(class_names: Sequence[str], num_outputs: int) -> list[str]:
+  """The name of each output, as ``labels.txt`` lists them."""
+  if not class_names:
+    return [str(i) for i in range(num_outputs)]
+  labels = [str(name) for name in class_names]
+  if len(labels) != num_outputs:
+    raise ValueError(f"{len(labels)} class names for a model of {num_outputs} outputs")
+  if any(not name.strip() or "\n" in name or "\r" in name for name in labels):
+    raise ValueError(f"class names must be non-empty single lines: {labels}")
+  return labels
 
 
 def format_summary(summary: dict[str, Any]) -> str:

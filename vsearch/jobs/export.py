@@ -126,6 +126,7 @@ def run(
       num_calibration_clips=num_calibration_clips,
       max_eval_clips=max_eval_clips,
       info=info,
+      class_names=dataset.class_names,
     )
   except CandidateError as e:
     raise UserError(

@@ -125,7 +125,7 @@ def run(
     np.savez(request["weights"], **_weights_by_layer(model))
     np.save(request["calibration"], calibration)
     with open(request["gin_config"], "w", encoding="utf-8") as f:
-      f.write(gin.config_str())
+      f.write(_without_imports(gin.config_str()))
     request_path = os.path.join(scratch, "request.json")
     with open(request_path, "w", encoding="utf-8") as f:
       json.dump(request, f)
@@ -189,6 +189,17 @@ def format_summary(summary: dict[str, Any]) -> str:
       f"{'yes' if entry['fully_int8'] else 'no'} |"
     )
   return "\n".join(lines)
+
+
+def _without_imports(config: str) -> str:
+  """A gin config without its import lines, which the config files brought.
+
+  The child imports only the modules it needs, under legacy Keras; it parses
+  with ``skip_unknown``, so the bindings of modules it lacks are ignored.
+  """
+  return "".join(
+    line for line in config.splitlines(keepends=True) if not line.startswith(("import ", "from "))
+  )
 
 
 def _check_tfmot_installed() -> None:

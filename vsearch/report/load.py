@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from vsearch.errors import UserError
 from vsearch.record import RECORD_FORMAT, Record
-from vsearch.search.store import RecordStore
+from vsearch.search.store import UNREADABLE, RecordStore
 
 # The file in a workdir that places published models on the latency plot: the
 # JSON that ``benchmarks/latency.py --json`` writes, or a list of
@@ -29,6 +29,8 @@ class SearchData:
     config: the text of ``config.gin``; empty when there is none.
     zoo: published models measured for the latency plot (name, latency_ms,
       and accuracy when it was measured).
+    set_aside: files of unreadable records the search moved to
+      ``candidates/unreadable/`` (their candidates ran again).
   """
 
   workdir: str
@@ -36,6 +38,7 @@ class SearchData:
   skipped: list[tuple[str, str]]
   config: str = ""
   zoo: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  set_aside: list[str] = dataclasses.field(default_factory=list)
 
   @property
   def ok(self) -> list[Record]:
@@ -97,7 +100,20 @@ def load_search(workdir: str, zoo_latency: Optional[str] = None) -> SearchData:
     if (zoo_latency or tf.io.gfile.exists(zoo_path))
     else []
   )
-  return SearchData(workdir=workdir, records=records, skipped=skipped, config=config, zoo=zoo)
+  aside = os.path.join(store.directory, UNREADABLE)
+  set_aside = (
+    [os.path.join(aside, name) for name in sorted(tf.io.gfile.listdir(aside))]
+    if tf.io.gfile.isdir(aside)
+    else []
+  )
+  return SearchData(
+    workdir=workdir,
+    records=records,
+    skipped=skipped,
+    config=config,
+    zoo=zoo,
+    set_aside=set_aside,
+  )
 
 
 def read_zoo_latency(path: str, column: str = "int8_1t") -> list[dict[str, Any]]:

@@ -57,17 +57,27 @@ def _genome_text(genome: dict[str, Any]) -> str:
   return json.dumps(genome, sort_keys=True, indent=1)
 
 
+class _Html(str):
+  """Markup built here from escaped parts; any other text is escaped where it is placed."""
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
   head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-  body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+  body = "".join(
+    "<tr>" + "".join(f"<td>{_escaped(cell)}</td>" for cell in row) + "</tr>" for row in rows
+  )
   return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _record_link(record: Record, data: SearchData, out_dir: str) -> str:
+def _escaped(text: str) -> str:
+  return text if isinstance(text, _Html) else html.escape(str(text))
+
+
+def _record_link(record: Record, data: SearchData, out_dir: str) -> _Html:
   """A link to the record's JSON file, relative so the report folder can move with the workdir."""
   path = os.path.join(data.workdir, "candidates", f"{record.id}.json")
   href = path if "://" in path else os.path.relpath(path, out_dir)
-  return f'<a href="{html.escape(href)}">{record.id}</a>'
+  return _Html(f'<a href="{html.escape(href)}">{html.escape(record.id)}</a>')
 
 
 @dataclasses.dataclass
@@ -109,6 +119,10 @@ def write_report(
     f"Skipped unreadable record {html.escape(path)}: {html.escape(why)}"
     for path, why in data.skipped
   ]
+  notes += [
+    f"Unreadable record set aside by the search (its candidate ran again): {html.escape(path)}"
+    for path in data.set_aside
+  ]
   figures: list[tuple[str, str, Any]] = []  # (file name, caption, figure)
   sections = []
   best = best_record(data.records)
@@ -116,12 +130,12 @@ def write_report(
   statuses = {}
   for r in data.records:
     statuses[r.status] = statuses.get(r.status, 0) + 1
-  summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"
-  methods = sorted({r.method for r in data.records}) or ["–"]
+  summary = html.escape(", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none")
+  methods = [html.escape(m) for m in sorted({r.method for r in data.records})] or ["–"]
   if best:
     headline = (
       f"Best candidate: <b>{_record_link(best, data, out_dir)}</b> fitness "
-      f"{_fmt(best.fitness)}, {key} {_fmt(analysis.metric(best, key))}, "
+      f"{_fmt(best.fitness)}, {html.escape(key)} {_fmt(analysis.metric(best, key))}, "
       f"{_fmt(analysis.metric(best, 'num_params'), 0)} parameters"
       + (
         f", {_fmt(analysis.metric(best, 'latency_ms'))} ms"
@@ -186,13 +200,15 @@ def write_report(
       rows.append(
         [
           _record_link(r, data, out_dir),
-          html.escape(change),
+          change,
           _fmt(r.fitness),
           _fmt(analysis.metric(r, key)),
         ]
       )
     if cut:
-      notes.append(f"The lineage stops at {cut}: its record is missing or unreadable.")
+      notes.append(
+        f"The lineage stops at {html.escape(str(cut))}: its record is missing or unreadable."
+      )
     lineage_html = "<h2>Lineage of the best candidate</h2>" + _table(
       ["candidate", "what changed", "fitness", key], rows
     )
@@ -241,8 +257,10 @@ def write_report(
       cells.append(_fmt(analysis.metric(r, key)))
     cells += [_fmt(analysis.metric(r, k), 3 if k == "latency_ms" else 0) for k, _ in cost_keys]
     cells.append(
-      f"<details><summary>genome</summary><pre>{html.escape(_genome_text(r.genome))}"
-      "</pre></details>"
+      _Html(
+        f"<details><summary>genome</summary><pre>{html.escape(_genome_text(r.genome))}"
+        "</pre></details>"
+      )
     )
     top_rows.append(cells)
   header = (
@@ -254,9 +272,7 @@ def write_report(
   top_html = (f"<h2>Top {top}</h2>" + _table(header, top_rows)) if top_rows else ""
 
   failed_rows = [
-    [_record_link(r, data, out_dir), html.escape(r.status), html.escape(r.reason or "")]
-    for r in data.records
-    if not r.ok
+    [_record_link(r, data, out_dir), r.status, r.reason or ""] for r in data.records if not r.ok
   ]
   failed_html = (
     ("<h2>Not trained or failed</h2>" + _table(["candidate", "status", "reason"], failed_rows))

@@ -19,7 +19,14 @@ markers only keep that rare.
 A worker is named by ``--worker_id`` (the host name by default). A worker
 restarted under its old name takes back its own markers at once instead of
 waiting for them to go stale, which is how a preempted TPU VM resumes the
-child it was training.
+child it was training. A worker stopped by SIGTERM hands its marker over
+(``hand_over``), so any worker may resume the child at once.
+
+The marker also counts the child's failed attempts (``failed_attempts``: an
+unexpected error while it trained), so a child that keeps failing is
+recorded as failed instead of being retried forever, whichever worker runs
+it. A marker that cannot be read, or whose genome the method rejects, fixes
+nothing: it is replaced by a fresh proposal at once.
 """
 
 import dataclasses
@@ -29,6 +36,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import gin
@@ -36,6 +44,9 @@ import tensorflow as tf
 
 from vsearch import files
 from vsearch.errors import ClaimLostError, UserError
+
+# What ``Claims._read`` says of a marker that could not be read for a passing reason.
+UNAVAILABLE = "unavailable"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +98,9 @@ class Claim:
     self.proposal = proposal
     self.taken_over_from = taken_over_from
     self.checkpoint_dir = claims.checkpoint_dir(candidate_id)
+    self.failed_attempts: list[str] = []
     self.lost = False
+    self._lock = threading.Lock()
     self._stop = threading.Event()
     self._thread: Optional[threading.Thread] = None
 
@@ -112,7 +125,15 @@ class Claim:
     if marker is None or marker.get("worker") != self._claims.worker_id:
       self.lost = True
       return
-    self._claims.write_marker(self.id, self.proposal)
+    with self._lock:
+      self._claims.write_marker(self.id, self.proposal, self.failed_attempts)
+
+  def record_failure(self, reason: str) -> int:
+    """Counts a failed attempt in the marker at once; returns the failed attempts so far."""
+    with self._lock:
+      self.failed_attempts.append(reason)
+      self._claims.write_marker(self.id, self.proposal, self.failed_attempts)
+    return len(self.failed_attempts)
 
   def _beat_until_stopped(self):
     while not self._stop.wait(self._claims.settings.heartbeat_s):
@@ -151,15 +172,29 @@ class Claims:
 
   def read_marker(self, candidate_id: str) -> Optional[dict[str, Any]]:
     """The marker's contents; None when there is none or it is unreadable."""
+    return self._read(candidate_id)[0]
+
+  def _read(self, candidate_id: str) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """(marker, problem): problem is None (read, or no marker), UNAVAILABLE
+    (reading failed for a passing reason: try later) or why it is corrupt."""
     try:
       with tf.io.gfile.GFile(self.marker_path(candidate_id), "r") as f:
         marker = json.load(f)
-      return marker if isinstance(marker, dict) else None
     except (tf.errors.NotFoundError, FileNotFoundError):
-      return None
-    except (ValueError, tf.errors.OpError, OSError) as e:
-      logging.warning("Ignoring unreadable marker of candidate %s: %s", candidate_id, e)
-      return None
+      return None, None
+    except ValueError as e:
+      return None, f"not JSON: {e}"
+    except (tf.errors.OpError, OSError) as e:
+      logging.warning("Cannot read the marker of candidate %s now: %s", candidate_id, e)
+      return None, UNAVAILABLE
+    if not isinstance(marker, dict):
+      return None, "not a JSON object"
+    for key, kind in (("worker", str), ("genome", dict), ("seed", int)):
+      if not isinstance(marker.get(key), kind):
+        return None, f"its {key!r} is missing or not a {kind.__name__}"
+    if not isinstance(marker.get("failed_attempts", []), list):
+      return None, "its 'failed_attempts' is not a list"
+    return marker, None
 
   def age_s(self, candidate_id: str) -> Optional[float]:
     """Seconds since the marker last changed; None when there is none."""
@@ -172,62 +207,93 @@ class Claims:
   def is_live(self, candidate_id: str) -> bool:
     """Whether another worker is alive and training this candidate."""
     marker = self.read_marker(candidate_id)
-    if marker is None:
+    if marker is None or marker.get("handed_over"):
       return False
     if marker.get("worker") == self.worker_id:
       return False  # our own, from before a restart
     age = self.age_s(candidate_id)
     return age is not None and age < self.settings.stale_after_s
 
-  def write_marker(self, candidate_id: str, proposal: Proposal) -> None:
+  def write_marker(
+    self, candidate_id: str, proposal: Proposal, failed_attempts: Sequence[str] = ()
+  ) -> None:
     """Writes (or rewrites) the marker atomically, as ours."""
-    content = self._marker_content(candidate_id, proposal)
+    content = self._marker_content(candidate_id, proposal, failed_attempts)
     files.write_atomically(self.marker_path(candidate_id), json.dumps(content, sort_keys=True))
 
-  def try_claim(self, candidate_id: str, propose) -> Optional[Claim]:
+  def hand_over(self, claim: Claim) -> None:
+    """Frees a stopping worker's marker, so any worker may resume its child at once."""
+    content = self._marker_content(claim.id, claim.proposal, claim.failed_attempts)
+    content["handed_over"] = True
+    try:
+      files.write_atomically(self.marker_path(claim.id), json.dumps(content, sort_keys=True))
+    except (tf.errors.OpError, OSError) as e:
+      logging.warning("Could not hand over candidate %s: %s", claim.id, e)
+
+  def try_claim(
+    self,
+    candidate_id: str,
+    propose: Callable[[], Proposal],
+    check: Optional[Callable[[Proposal], Any]] = None,
+  ) -> Optional[Claim]:
     """Claims a candidate nobody is training, or returns None.
 
     Args:
       candidate_id: the candidate.
       propose: returns the ``Proposal`` for a fresh candidate; not called
         when an old marker (ours or a dead worker's) already fixes it.
+      check: raises ValueError (or KeyError, TypeError) when an old marker's
+        proposal is invalid (its genome does not read); such a marker is
+        replaced by a fresh proposal, like one that cannot be read.
 
     Raises:
       UserError: another live process on this host uses this worker id.
     """
-    marker = self.read_marker(candidate_id)
-    taken_over_from = None
-    if marker is None:
-      age = self.age_s(candidate_id)
-      if age is not None:
-        # A marker nobody can read (written by hand, or by a broken tool):
-        # left alone until stale like any other, then replaced.
-        if age < self.settings.stale_after_s:
-          return None
-        tf.io.gfile.remove(self.marker_path(candidate_id))
-        taken_over_from = "?"
-      proposal = propose()
-      if not self._create_marker(candidate_id, proposal):
-        return None  # another worker was quicker
-    else:
-      if marker.get("worker") == self.worker_id:
+    marker, problem = self._read(candidate_id)
+    if problem == UNAVAILABLE:
+      return None
+    taken_over_from, proposal, failed_attempts = None, None, []
+    if marker is not None:
+      if marker["worker"] == self.worker_id:
         self._check_not_running_twice(marker)
       elif self.is_live(candidate_id):
         return None
       else:
-        taken_over_from = marker.get("worker", "?")
+        taken_over_from = marker["worker"]
       proposal = Proposal(
         genome=marker["genome"],
         parent=marker.get("parent"),
-        mutation=marker.get("mutation", "random"),
-        seed=int(marker.get("seed", 0)),
+        mutation=str(marker.get("mutation", "random")),
+        seed=marker["seed"],
       )
-      self.write_marker(candidate_id, proposal)
+      try:
+        if check:
+          check(proposal)
+        failed_attempts = [str(reason) for reason in marker.get("failed_attempts", [])]
+        self.write_marker(candidate_id, proposal, failed_attempts)
+      except (ValueError, KeyError, TypeError) as e:
+        problem, proposal = f"its genome is invalid: {e}", None
+    if proposal is None:
+      if problem:
+        # Nothing a marker holds can be trusted once part of it is wrong, and a
+        # worker still training it finds it changed and drops the child.
+        logging.warning(
+          "The marker of candidate %s is unusable (%s); replacing it with a fresh proposal.",
+          candidate_id,
+          problem,
+        )
+        self.release(candidate_id)  # and the checkpoints of whatever child it held
+        taken_over_from = taken_over_from or "?"
+      proposal = propose()
+      if not self._create_marker(candidate_id, proposal):
+        return None  # another worker was quicker
     # Last writer wins: whoever reads back someone else's name backs off.
     mine = self.read_marker(candidate_id)
     if mine is None or mine.get("worker") != self.worker_id:
       return None
-    return Claim(self, candidate_id, proposal, taken_over_from)
+    claim = Claim(self, candidate_id, proposal, taken_over_from)
+    claim.failed_attempts = failed_attempts
+    return claim
 
   def release(self, candidate_id: str) -> None:
     """Removes the marker and the child's checkpoints once its record exists."""
@@ -260,13 +326,16 @@ class Claims:
     except FileExistsError:
       return False
 
-  def _marker_content(self, candidate_id: str, proposal: Proposal) -> dict[str, Any]:
+  def _marker_content(
+    self, candidate_id: str, proposal: Proposal, failed_attempts: Sequence[str] = ()
+  ) -> dict[str, Any]:
     return {
       "id": candidate_id,
       "worker": self.worker_id,
       "host": self._host,
       "pid": os.getpid(),
       "heartbeat_at": time.time(),
+      "failed_attempts": list(failed_attempts),
       **dataclasses.asdict(proposal),
     }
 

@@ -22,6 +22,7 @@ from typing import Optional
 import gin
 import numpy as np
 
+from vsearch.errors import UserError
 from vsearch.record import Record
 
 
@@ -38,10 +39,10 @@ class Evolution:
 
   def __init__(self, population_size: int = 16, tournament_size: int = 4, aging: bool = True):
     if population_size < 1:
-      raise ValueError(f"population_size must be >= 1, got {population_size}")
+      raise UserError(f"Evolution.population_size must be >= 1, got {population_size}")
     if not 1 <= tournament_size <= population_size:
-      raise ValueError(
-        f"tournament_size must be in [1, population_size={population_size}], got {tournament_size}"
+      raise UserError(
+        f"Evolution.tournament_size must be in [1, population_size={population_size}], got {tournament_size}"
       )
     self.population_size = population_size
     self.tournament_size = tournament_size

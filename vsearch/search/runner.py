@@ -13,6 +13,7 @@ import functools
 import gc
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -27,18 +28,13 @@ from vsearch import files
 from vsearch import record as record_lib
 from vsearch.data import clips as clips_lib
 from vsearch.data import datasets
-from vsearch.errors import (
-  CandidateError,
-  ClaimLostError,
-  OverLimitError,
-  StoppedEarlyError,
-  UserError,
-)
-from vsearch.methods import genome_source, zoo
+from vsearch.errors import CandidateError, ClaimLostError, PreemptedError, UserError
 from vsearch.methods.base import Genome, Method
 from vsearch.progress import Progress
 from vsearch.record import Record, best_record
 from vsearch.search import claims as claims_lib
+from vsearch.search import config_files, preemption, preflight
+from vsearch.search import failures as failures_lib
 from vsearch.search import fitness as fitness_lib
 from vsearch.search import summaries as summaries_lib
 from vsearch.search.early_stopping import EarlyStopping
@@ -50,6 +46,8 @@ from vsearch.train import trainer
 
 # The in-progress marker of the step that runs after the last candidate.
 FINISH_ID = "finish"
+# What _run_candidate returns for a child whose failed attempt is retried.
+_RETRY = "retry"
 
 
 @gin.configurable
@@ -74,7 +72,7 @@ class Search:
       trains every child.
     worker_id: this worker's stable name among the workers sharing
       ``workdir`` (``--worker_id``; the host name by default). A worker
-      restarted under the same name resumes the child it was trainer.
+      restarted under the same name resumes the child it was training.
     claim_settings: heartbeat and staleness of in-progress markers.
     checkpoint_every: steps between checkpoints of the child in training,
       so a killed or preempted worker resumes it; 0 restarts it instead.
@@ -85,13 +83,25 @@ class Search:
       (``@Ensemble()`` for EvaNet's diverse ensemble); None does nothing.
       With several workers, one runs it (the others see its marker); it must
       skip work it finds done, as a killed run reruns it.
+    early_stopping: stops children clearly below the population part-way.
+    max_attempts_per_candidate: attempts a child gets when its training
+      raises an unexpected error (a converter crash, an error from
+      TensorFlow); counted in its in-progress marker, so they add up across
+      restarts and workers. Then it is recorded as failed, never retried.
+      Known failures (NaN loss, out of memory) are recorded at once.
+    max_consecutive_failures: failed records in a row after which the
+      worker stops with one line (a broken setup fails every child); 0
+      never stops.
+
+  SIGTERM (a spot VM's preemption notice) checkpoints the child in training
+  at its next step boundary and stops the worker; the same command resumes.
   """
 
   def __init__(
     self,
     workdir: str,
     strategy: Optional[tf.distribute.Strategy] = None,
-    method: Method = gin.REQUIRED,
+    method: Optional[Method] = None,
     num_candidates: int = 24,
     seed: int = 0,
     evolution: Optional[Evolution] = None,
@@ -106,7 +116,24 @@ class Search:
     wait_poll_s: float = 10.0,
     finish: Optional[Callable[..., Any]] = None,
     early_stopping: Optional[EarlyStopping] = None,
+    max_attempts_per_candidate: int = 2,
+    max_consecutive_failures: int = 5,
   ):
+    if method is None:
+      raise UserError(
+        "Search.method is not set: pass a --gin_file that sets it, e.g. --gin_file=gin/tvn/smoke.gin."
+      )
+    if (
+      isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1
+    ):
+      raise UserError(f"Search.num_candidates must be a whole number >= 1, got {num_candidates!r}")
+    if checkpoint_every < 0 or wait_poll_s <= 0:
+      raise UserError(
+        "Search needs checkpoint_every >= 0 (0: no checkpoints) and wait_poll_s > 0, got "
+        f"{checkpoint_every} and {wait_poll_s}"
+      )
+    self.failures = failures_lib.FailurePolicy(max_attempts_per_candidate, max_consecutive_failures)
+    self._preemption = preemption.Preemption()
     self.workdir = workdir
     self.strategy = strategy or tf.distribute.get_strategy()
     self.method = method
@@ -117,7 +144,7 @@ class Search:
       self.strategy.num_replicas_in_sync
     )
     self.fitness = fitness
-    self.initial_genomes = [read_genome(method, ref) for ref in initial_genomes]
+    self.initial_genomes = [config_files.read_genome(method, ref) for ref in initial_genomes]
     self._load_dataset = load_dataset
     self.runtime_gate = runtime_gate
     self.finish = finish
@@ -138,8 +165,24 @@ class Search:
     its record, until every candidate has a record. Candidates other
     workers are still training are waited for, and taken over if their
     worker dies.
+
+    Raises:
+      UserError: a setting no candidate can succeed under, found before
+        any training.
+      WorkerStopError: SIGTERM (``PreemptedError``), a full disk
+        (``DiskFullError``) or too many failures in a row
+        (``TooManyFailuresError``); the same command resumes.
     """
-    _save_config(self.workdir)
+    try:
+      with self._preemption.installed():
+        return self._run()
+    except (OSError, tf.errors.OpError) as e:
+      if files.is_disk_full(e):
+        raise failures_lib.disk_full(e, self.workdir) from e
+      raise
+
+  def _run(self) -> Optional[Record]:
+    config_files.save_config(self.workdir)
     taken = self.store.ids()
     for candidate_id in set(self.claims.markers()) & taken:
       self.claims.release(candidate_id)  # a worker died after recording it
@@ -153,7 +196,8 @@ class Search:
     summaries = summaries_lib.SearchSummaries(self.workdir, self.worker_id, self.evolution)
     dataset, waiting = None, False
     while True:
-      records = self.store.read_all()
+      self._preemption.check("by SIGTERM between candidates; the same command resumes the search.")
+      records = self.store.read_all(set_aside_unreadable=True)
       taken = self.store.ids()
       todo = [i for i in range(self.num_candidates) if record_lib.format_id(i) not in taken]
       if not todo:
@@ -161,13 +205,14 @@ class Search:
       claim = self._claim_next(todo, records)
       if claim is None:
         if not waiting:
-          print(f"Waiting for {len(todo)} candidate(s) other workers are trainer.", flush=True)
+          print(f"Waiting for {len(todo)} candidate(s) other workers are training.", flush=True)
         waiting = True
-        time.sleep(self.wait_poll_s)
+        self._preemption.sleep(self.wait_poll_s)
         continue
       waiting = False
       if dataset is None:
         dataset = self._load_dataset()
+        preflight.check(dataset, self.fitness, self.runtime_gate)
         print(
           f"Searching {self.method.name} on {dataset.name}: {dataset.num_classes} "
           f"classes, {dataset.num_train} training / {dataset.num_validation} "
@@ -177,17 +222,23 @@ class Search:
         )
       if claim.taken_over_from is not None:
         print(
-          f"Taking over candidate {claim.id} from worker {claim.taken_over_from}, "
-          "whose heartbeat stopped.",
+          f"Taking over candidate {claim.id} from worker {claim.taken_over_from}, which stopped.",
           flush=True,
         )
-      with claim:
-        record = self._run_candidate(claim, dataset, records)
+      try:
+        with claim:
+          record = self._run_candidate(claim, dataset, records)
+      except PreemptedError as e:
+        self.claims.hand_over(claim)
+        raise preemption.stopped(claim, e, self.train_config.steps) from e
       if record is None:
         print(f"Candidate {claim.id} was taken over by another worker; moving on.", flush=True)
         continue
+      if record is _RETRY:
+        continue
       try:
         self.store.write(record)
+        summaries_lib.write_hparams(self.workdir, record)
       except FileExistsError:
         logging.warning(
           "Candidate %s was recorded by another worker first; keeping that record.", record.id
@@ -197,6 +248,7 @@ class Search:
       progress.update(len(self.store.ids() & self._all_ids()))
       progress.print(summaries_lib.describe(record, records))
       summaries.write(record, records)
+      self.failures.count(record)
     summaries.close()
     return self._finish(self.store.read_all())
 
@@ -204,13 +256,17 @@ class Search:
     return {record_lib.format_id(i) for i in range(self.num_candidates)}
 
   def _claim_next(self, todo: list[int], records: list[Record]) -> Optional[claims_lib.Claim]:
-    """Claims the first candidate in ``todo`` no live worker is trainer."""
+    """Claims the first candidate in ``todo`` no live worker is training."""
     for index in todo:
       candidate_id = record_lib.format_id(index)
       if self.claims.is_live(candidate_id):
         continue
       earlier = [r for r in records if r.index < index]
-      claim = self.claims.try_claim(candidate_id, functools.partial(self._propose, index, earlier))
+      claim = self.claims.try_claim(
+        candidate_id,
+        functools.partial(self._propose, index, earlier),
+        check=lambda proposal: self.method.genome_from_dict(proposal.genome),
+      )
       if claim is not None:
         return claim
     return None
@@ -239,8 +295,9 @@ class Search:
 
   def _run_candidate(
     self, claim: claims_lib.Claim, dataset: datasets.VideoDataset, records: list[Record]
-  ) -> Optional[Record]:
-    """Trains the claimed child; None when another worker took it over."""
+  ) -> Optional[Record] | str:
+    """Trains the claimed child; None when another worker took it over, _RETRY
+    when an attempt failed and the child gets another (``FailurePolicy``)."""
     start = time.perf_counter()
     bar = None
     if self.early_stopping:
@@ -259,22 +316,21 @@ class Search:
     )
     timings, learned = {}, {}
     try:
+      self._preemption.check()
       metrics = self._train(genome, proposal.seed, dataset, timings, claim, learned, bar)
-      fields.update(
-        status=record_lib.STATUS_OK, metrics=metrics, fitness=float(self.fitness(metrics))
-      )
+      fitness = float(self.fitness(metrics))
+      if not math.isfinite(fitness):
+        raise CandidateError(f"its fitness is {fitness}")
+      fields.update(status=record_lib.STATUS_OK, metrics=metrics, fitness=fitness)
     except ClaimLostError:
       return None
-    except OverLimitError as e:
-      fields.update(status=record_lib.STATUS_OVER_LIMIT, reason=str(e), metrics=e.metrics)
-    except StoppedEarlyError as e:
-      fields.update(status=record_lib.STATUS_STOPPED, reason=str(e), metrics=e.metrics)
-    except CandidateError as e:
-      fields.update(status=record_lib.STATUS_FAILED, reason=str(e))
-    except tf.errors.ResourceExhaustedError as e:
-      fields.update(
-        status=record_lib.STATUS_FAILED, reason=f"out of memory: {e.message.splitlines()[0]}"
+    except Exception as e:  # the child's failure, a retry, or a stop: FailurePolicy says which
+      outcome = self.failures.outcome(
+        e, claim, preempted=self._preemption.requested, workdir=self.workdir
       )
+      if outcome is None:
+        return _RETRY
+      fields.update(outcome)
     finally:
       # Memory grows across models built in one process unless cleared.
       tf.keras.backend.clear_session()
@@ -341,6 +397,7 @@ class Search:
         checkpoint_dir=claim.checkpoint_dir if self.checkpoint_every else None,
         checkpoint_every=self.checkpoint_every,
         on_progress=on_progress,
+        should_stop=self._preemption,
         **self._probe(bar),
       )
       with writer.as_default(step=config.steps):
@@ -352,7 +409,7 @@ class Search:
     timings.update(train_timings)
     if hasattr(self.method, "learned_state"):
       learned.update(self.method.learned_state(genome, model))
-    _save_operative_config(self.workdir)
+    config_files.save_operative_config(self.workdir)
     if gate:
       start = time.perf_counter()
       # Convert a copy made outside the strategy: TFLite conversion needs
@@ -428,38 +485,5 @@ class Search:
     self.claims.release(FINISH_ID)
 
 
-def read_genome(method: Method, ref: str) -> Genome:
-  """A genome from a zoo name (``tvn1``) or a JSON genome file.
-
-  Raises:
-    UserError: the name is unknown, the file is missing or is not JSON, or
-      the genome is invalid (InvalidGenomeError names the field).
-  """
-  if ref in zoo.names():
-    return genome_source.resolve(zoo_name=ref).genome
-  return genome_source.resolve(genome_file=ref, method=method.name).genome
-
-
 def _now() -> str:
   return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _save_config(workdir: str) -> None:
-  """Saves the parsed gin config; a resumed search with another config keeps both."""
-  text = gin.config_str()
-  path = os.path.join(workdir, "config.gin")
-  if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path, "r") as f:
-      if f.read() == text:
-        return
-    path = os.path.join(workdir, f"config.{time.strftime('%Y%m%d-%H%M%S')}.gin")
-    logging.warning(
-      "The gin config differs from the one this workdir was started with; saving it as %s.", path
-    )
-  files.write_atomically(path, text)
-
-
-def _save_operative_config(workdir: str) -> None:
-  path = os.path.join(workdir, "operative_config.gin")
-  if not tf.io.gfile.exists(path):
-    files.write_atomically(path, gin.operative_config_str())

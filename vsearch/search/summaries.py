@@ -1,11 +1,22 @@
-"""What a search tells as it goes: a progress line per candidate, TensorBoard scalars."""
+"""What a search tells as it goes: a progress line per candidate, TensorBoard summaries.
 
+TensorBoard (``tensorboard --logdir=WORKDIR/tensorboard``) shows three things:
+``search/<worker>``, the search's scalars; ``candidates/<id>``, each
+candidate's training curves; and ``hparams/<id>``, each finished candidate's
+genome and results for the HParams dashboard, where candidates are sorted and
+filtered by any genome field or metric.
+"""
+
+import datetime
+import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams_api
 
 from vsearch.progress import format_duration
 from vsearch.record import STATUS_OVER_LIMIT, STATUS_STOPPED, Record, best_record
@@ -72,3 +83,77 @@ class SearchSummaries:
 
   def close(self) -> None:
     self._writer.close()
+
+
+# The numbers of a record the HParams dashboard shows as metrics, when present.
+HPARAMS_METRICS = (
+  "fitness",
+  "accuracy",
+  "accuracy_int8",
+  "mAP",
+  "loss",
+  "latency_ms",
+  "num_params",
+)
+
+
+def write_hparams(workdir: str, record: Record) -> None:
+  """Writes a finished candidate for TensorBoard's HParams dashboard.
+
+  One run per candidate, ``<workdir>/tensorboard/hparams/<id>``: its
+  hyperparameters are the genome's fields, flattened (``resolution``,
+  ``blocks[0].filters``, ``len(blocks)``), with the candidate's ``method``,
+  ``status`` (ok, failed, over_limit, stopped) and ``parent``; its metrics
+  are the numbers of ``HPARAMS_METRICS`` the record has (an over-limit child
+  has a latency and no accuracy), as scalars at step 0.
+  """
+  values: dict[str, Any] = {"method": record.method, "status": record.status}
+  if record.parent is not None:
+    values["parent"] = record.parent
+  values.update(flatten_genome(record.genome))
+  numbers = {**record.metrics, "fitness": record.fitness}
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", "hparams", record.id))
+  with writer.as_default(step=0):
+    hparams_api.hparams(values, trial_id=record.id, start_time_secs=_start_time(record))
+    for name in HPARAMS_METRICS:
+      value = numbers.get(name)
+      if isinstance(value, (int, float)) and not isinstance(value, bool):
+        tf.summary.scalar(name, float(value))
+  writer.close()
+
+
+def flatten_genome(genome: Any, prefix: str = "") -> dict[str, Any]:
+  """A genome's fields as one flat dict of TensorBoard hyperparameter values.
+
+  Nested fields join with dots, list items take their index
+  (``blocks[0].filters``) and a list of records adds its length
+  (``len(blocks)``); a list of plain values becomes its JSON text, and empty
+  values are left out.
+  """
+  return dict(_flatten(genome, prefix))
+
+
+def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+  if isinstance(value, dict):
+    for key in sorted(value):
+      yield from _flatten(value[key], f"{prefix}.{key}" if prefix else str(key))
+  elif isinstance(value, (list, tuple)):
+    if any(isinstance(item, (dict, list, tuple)) for item in value):
+      yield f"len({prefix})", len(value)
+      for index, item in enumerate(value):
+        yield from _flatten(item, f"{prefix}[{index}]")
+    else:
+      yield prefix, json.dumps(list(value))
+  elif isinstance(value, (bool, int, float, str)):
+    yield prefix, value
+  elif value is not None:
+    yield prefix, str(value)
+
+
+def _start_time(record: Record) -> float | None:
+  """When the candidate started, from when it finished and how long it took."""
+  try:
+    finished = datetime.datetime.fromisoformat(record.finished_at).timestamp()
+  except ValueError:
+    return None
+  return finished - float(record.timings.get("total_s", 0.0))

@@ -95,7 +95,7 @@ def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
       raise UserError(
         f"This host has no TPU TensorFlow can use ({reason}). --tpu=local works on "
         "a Cloud TPU VM with TensorFlow's TPU build; see 'Running on Cloud TPU' in "
-        "the README."
+        "docs/distributed.md."
       ) from e
     raise UserError(
       f"Cannot reach the TPU {tpu!r} ({reason}). Check the name with `gcloud "

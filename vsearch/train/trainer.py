@@ -17,7 +17,8 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from vsearch.errors import CandidateError
+from vsearch.errors import CandidateError, PreemptedError, UserError
+from vsearch.train import checkpoints
 
 
 @gin.configurable
@@ -52,6 +53,20 @@ class TrainConfig:
   eval_batch_size: int = 32
   per_replica_batch: bool = False
   jit_compile: bool = False
+
+  def __post_init__(self):
+    sizes = ("steps", "batch_size", "steps_per_call", "eval_batch_size")
+    for name in sizes:
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"TrainConfig.{name} must be a whole number >= 1, got {value!r}")
+    if self.warmup_steps < 0:
+      raise UserError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+    if not self.learning_rate > 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+      raise UserError(
+        "TrainConfig needs learning_rate > 0, weight_decay >= 0 and 0 <= label_smoothing < 1, "
+        f"got {self.learning_rate}, {self.weight_decay} and {self.label_smoothing}"
+      )
 
   def for_replicas(self, num_replicas: int) -> "TrainConfig":
     """The config with global sizes for ``num_replicas`` replicas in sync."""
@@ -344,6 +359,7 @@ def train_and_evaluate(
   on_progress: Callable[[int, float], None] | None = None,
   probe_step: int = 0,
   on_probe: Callable[[int, dict[str, Any]], None] | None = None,
+  should_stop: Callable[[], bool] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float], tf.keras.Model]:
   """Builds, trains and evaluates one model, resuming from a checkpoint if any.
 
@@ -356,7 +372,9 @@ def train_and_evaluate(
     config: the training budget.
     checkpoint_dir: where to save the model and optimizer every
       ``checkpoint_every`` steps and to resume from (local or ``gs://``);
-      None saves nothing.
+      None saves nothing. A checkpoint that cannot be restored (corrupt,
+      or of another model) is moved aside with a warning naming where, and
+      training starts from step 0.
     checkpoint_every: steps between checkpoints (saved when a multiple is
       crossed, at the end of a ``steps_per_call`` call); 0 saves none.
     on_progress: called after each call with (steps done, mean loss); it may
@@ -365,6 +383,9 @@ def train_and_evaluate(
       call) and pass the metrics to ``on_probe``; 0 never does.
     on_probe: called with (steps done, validation metrics); it may raise to
       stop the training there (early stopping).
+    should_stop: asked after each call; True (SIGTERM) saves a checkpoint
+      of the step reached (with ``checkpoint_dir``) and raises
+      PreemptedError.
 
   Returns:
     (metrics, timings, model): metrics has accuracy, loss, train_loss and
@@ -372,18 +393,13 @@ def train_and_evaluate(
     run, resumed_from_step; model is the trained model.
   """
   start = time.perf_counter()
-  trainer = Trainer(strategy, model_fn, config)
-  start_step, save = 0, None
+  make = lambda: Trainer(strategy, model_fn, config)
+  trainer, start_step, save = make(), 0, None
   if checkpoint_dir:
-    checkpoint = tf.train.Checkpoint(model=trainer.model, optimizer=trainer.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=1)
-    if manager.latest_checkpoint:
-      checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-      start_step = int(trainer.optimizer.iterations.numpy())
-    save = lambda done: manager.save(checkpoint_number=done)
+    trainer, start_step, save = checkpoints.restore(make, trainer, checkpoint_dir, config.steps)
   built = time.perf_counter()
 
-  last = [start_step]
+  last, saved = [start_step], [start_step]
 
   def after_call(done: int, loss: float) -> None:
     before, last[0] = last[0], done
@@ -395,6 +411,13 @@ def train_and_evaluate(
       save and checkpoint_every and done < config.steps and crossed(before, done, checkpoint_every)
     ):
       save(done)
+      saved[0] = done
+    if should_stop and should_stop():
+      if save and saved[0] != done:
+        save(done)
+      raise PreemptedError(
+        f"training stopped at step {done} of {config.steps}", step=done, checkpointed=bool(save)
+      )
 
   data = train_data(start_step) if callable(train_data) else train_data
   train_loss = trainer.train(data, after_call, initial_step=start_step)
