@@ -1,4 +1,5 @@
-"""launch.export: an untrained zoo model and a trained genome ship as five artifacts."""
+"""launch.export: an untrained zoo model, a trained genome and a search's candidate ship as
+five artifacts."""
 
 import json
 import os
@@ -14,7 +15,9 @@ from vsearch.data import datasets
 from vsearch.deploy import export as export_lib
 from vsearch.deploy import latency
 from vsearch.jobs import export as export_job
+from vsearch.methods import assemblenet as an
 from vsearch.methods import tvn
+from vsearch.record import Record
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "tests", "data", "tiny_search.gin")
@@ -233,3 +236,82 @@ def test_two_input_model_exports_with_named_inputs(tmp_path):
   assert 0.0 <= int8["accuracy"] <= 1.0 and int8["accuracy"] >= 0.5
   for fmt in ("float", "int8"):
     assert summary[f"tflite_{fmt}"]["latency_ms"] > 0
+
+
+def _search_workdir(tmp_path):
+  """A search workdir: its config.gin (4 classes, 2 flow iterations) and one
+  AssembleNet record with RGB and flow stems."""
+  workdir = tmp_path / "search"
+  (workdir / "candidates").mkdir(parents=True)
+  (workdir / "config.gin").write_text(
+    f"include '{TINY}'\n"
+    f"load_dataset.data_dir = '{tmp_path / 'data'}'\n"
+    "AssembleNetMethod.flow_iterations = 2\n"
+    "AssembleNetMethod.dropout_rate = 0.0\n"
+  )
+  genome = an.Genome(
+    nodes=(
+      an.Stem("rgb", 1),
+      an.Stem("flow", 1),
+      an.Block(0, (0, 1), 2, 1, 1),
+      an.Block(1, (2,), 2),
+      an.Block(2, (3,), 2),
+      an.Block(3, (0, 4), 2),
+    ),
+    num_frames=4,
+    resolution=32,
+    depth=26,
+    level_widths=(4, 4, 4, 4),
+    stem_width=8,
+  )
+  record = Record(
+    id="000003",
+    method="assemblenet",
+    status="ok",
+    genome=genome.to_dict(),
+    fitness=0.5,
+    metrics={"accuracy": 0.5, "num_classes": 4},
+  )
+  (workdir / "candidates" / "000003.json").write_text(json.dumps(record.to_dict()))
+  return workdir
+
+
+def _export(out, *args):
+  return subprocess.run(
+    [sys.executable, "-m", "launch.export", f"--out={out}", *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=900,
+    check=False,
+  )
+
+
+@pytest.mark.slow
+def test_a_candidate_exports_with_its_searchs_config(tmp_path):
+  workdir = _search_workdir(tmp_path)
+  quick = ["--gin_bindings=export.num_calibration_clips=2", "--gin_bindings=LatencySettings.runs=2"]
+  result = _export(tmp_path / "out", f"--candidate={workdir}/3", *quick)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "4 classes of synthetic_motion" in result.stdout
+  summary = json.loads((tmp_path / "out" / "export.json").read_text())
+  assert summary["source"].startswith("candidate ")
+  assert summary["dataset"].startswith("synthetic_motion/") and "_c4_" in summary["dataset"]
+  assert "representation_flow" in summary["flow"]
+  int8 = summary["tflite_int8"]
+  assert int8["float_layers"] == ["representation_flow"] and int8["int8_outside_float_layers"]
+  assert "DIV" in int8["float_ops"] and not int8["fully_int8"]
+  served = tf.saved_model.load(str(tmp_path / "out" / "saved_model")).signatures["serving_default"]
+  logits = served(clips=tf.zeros((1, 4, 32, 32, 3)))["logits"]
+  assert logits.shape == (1, 4)  # The search's 4 classes, not the default dataset's.
+  # The user's bindings apply on top of the search's config; a model that
+  # cannot be run ends with one line, no traceback.
+  failed = _export(
+    tmp_path / "failed",
+    f"--candidate={workdir}/candidates/000003.json",
+    *quick,
+    "--gin_bindings=LatencySettings.timeout_s=0.001",
+  )
+  assert failed.returncode == 2
+  lines = failed.stderr.strip().splitlines()
+  assert len(lines) == 1 and "cannot be exported" in lines[0] and "hung" in lines[0], failed.stderr

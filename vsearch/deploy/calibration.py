@@ -3,9 +3,14 @@
 ``vsearch.deploy.quantize.to_tflite`` calibrates an int8 model on a few real
 clips; this module takes them from a dataset of batches or from arrays, and
 checks their shapes, inputs and value range before the converter sees them.
+
+A clip of a published model is large (AssembleNet++'s 32 frames of 224 px
+with 151 one-hot object maps are 1 GB in float32), so ``calibration_samples``
+streams them: one batch of the dataset is in memory at a time, never the
+whole calibration set.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Optional, Union
 
 import numpy as np
@@ -150,3 +155,88 @@ def representative_clips(
   if len(set(sizes.values())) != 1:
     raise UserError(f"Calibration inputs differ in number of clips: {sizes}")
   return out
+
+
+def _single_clips(clips: Clips) -> Iterator[Clips]:
+  """The clips of a checked batch one at a time, each with a batch axis of 1."""
+  if isinstance(clips, dict):
+    count = len(next(iter(clips.values())))
+    for i in range(count):
+      yield {name: value[i : i + 1] for name, value in clips.items()}
+  else:
+    for i in range(len(clips)):
+      yield clips[i : i + 1]
+
+
+def _iter_samples(
+  data: tf.data.Dataset,
+  clip_shape: Union[Sequence[int], Mapping[str, Sequence[int]], None],
+  num_clips: int,
+) -> Iterator[Clips]:
+  # No autotuned prefetching: it would hold several clips of a large model.
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  count = 0
+  for element in data.with_options(options):
+    batch = element[0] if isinstance(element, (tuple, list)) else element
+    if isinstance(batch, Mapping):
+      batch = {name: np.asarray(value) for name, value in batch.items()}
+    else:
+      batch = np.asarray(batch)
+    checked = representative_clips(batch, clip_shape, num_clips - count)
+    del batch
+    for clip in _single_clips(checked):
+      yield clip
+      count += 1
+    del checked
+    if count >= num_clips:
+      return
+  if not count:
+    representative_clips(np.zeros((0,)), clip_shape)  # Raises: no clips.
+
+
+def calibration_samples(
+  data: Union[tf.data.Dataset, np.ndarray, Mapping[str, np.ndarray]],
+  clip_shape: Union[Sequence[int], Mapping[str, Sequence[int]], None] = None,
+  num_clips: int = DEFAULT_CALIBRATION_CLIPS,
+) -> Callable[[], Iterator[Clips]]:
+  """A representative dataset for the converter: single clips, streamed.
+
+  Takes the same data as ``representative_clips`` and checks it the same
+  way, but a dataset is read one batch at a time while the converter
+  calibrates, so memory holds one batch (make it a batch of 1 for a large
+  model), not ``num_clips`` clips. The first batch is read and checked
+  before this returns, so bad clips fail here rather than inside the
+  converter.
+
+  Args:
+    data: as for ``representative_clips``.
+    clip_shape: as for ``representative_clips``.
+    num_clips: at most this many clips are yielded.
+
+  Returns:
+    A callable returning an iterator of clips with a batch axis of 1
+    ([1, T, H, W, C], or a dict of such per input). Called again, it reads
+    the dataset again.
+
+  Raises:
+    UserError: as ``representative_clips``, for the first batch (later
+      batches raise it while the converter reads them).
+  """
+  if num_clips < 1:
+    raise UserError(f"num_clips must be positive, got {num_clips}")
+  if not isinstance(data, tf.data.Dataset):
+    clips = representative_clips(data, clip_shape, num_clips)
+    return lambda: _single_clips(clips)
+  state = {"fresh": _iter_samples(data, clip_shape, num_clips)}
+  state["first"] = next(state["fresh"])
+
+  def samples() -> Iterator[Clips]:
+    fresh = state.pop("fresh", None)
+    if fresh is None:  # A second pass reads the dataset again.
+      yield from _iter_samples(data, clip_shape, num_clips)
+      return
+    yield state.pop("first")  # Not kept once the converter has it.
+    yield from fresh
+
+  return samples

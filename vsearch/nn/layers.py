@@ -22,6 +22,7 @@ like the architecture.
 
 import math
 from collections.abc import Sequence
+from typing import Optional
 
 import tensorflow as tf
 
@@ -245,6 +246,66 @@ def clip_mean(x, num_frames: int, keepdims: bool = False, *, name: str):
   return tf.keras.layers.GlobalAveragePooling2D(keepdims=keepdims, name=name)(
     _fold_clip(x, num_frames, name=f"{name}_fold")
   )
+
+
+class SoftMaxOverTime(tf.keras.layers.Layer):
+  """Soft max-pool over time of per-frame logits: (B, T, K) -> (B, K).
+
+  Each class's score is the softmax-weighted mean of its per-frame logits,
+  weighted by softmax over time of ``logits / temperature``: the frames
+  where the class scores highest count most. The released AssembleNet and
+  TVN Charades heads use temperature √T (the default). As the temperature
+  goes to 0 this is the max over time, as it grows the mean.
+
+  The softmax runs on the last axis (classes and time transposed), which is
+  the one TFLite's int8 SOFTMAX takes.
+
+  Args:
+    temperature: the softmax temperature; None is √T.
+  """
+
+  def __init__(self, temperature: Optional[float] = None, **kwargs):
+    super().__init__(**kwargs)
+    self.temperature = temperature
+
+  def call(self, logits):
+    frames = logits.shape[1]
+    temperature = self.temperature if self.temperature is not None else math.sqrt(frames)
+    per_class = tf.transpose(logits, (0, 2, 1))  # (B, K, T)
+    weights = tf.nn.softmax(per_class * (1.0 / temperature), axis=-1)
+    return tf.reduce_sum(weights * per_class, axis=-1)
+
+  def compute_output_shape(self, input_shape):
+    return (input_shape[0], input_shape[2])
+
+  def get_config(self):
+    config = super().get_config()
+    config["temperature"] = self.temperature
+    return config
+
+
+def frame_means(x, num_frames: int, *, name: str):
+  """Mean over (H, W) per frame: (B·T, H, W, C) -> (B, T, C)."""
+  x = tf.keras.layers.GlobalAveragePooling2D(name=name)(x)
+  return FreeReshape((num_frames, x.shape[-1]), name=f"{name}_fold")(x)
+
+
+def soft_max_time_logits(
+  frames, num_classes: int, dropout_rate: float, temperature: Optional[float] = None
+):
+  """Per-frame logits of frame features (B, T, C), soft max-pooled over time.
+
+  The head for long clips (Charades): dropout, one dense classifier shared
+  by every frame (init N(0, 0.01)), then ``SoftMaxOverTime``. Layers:
+  ``head_dropout``, ``frame_logits``, ``logits``.
+  """
+  x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(frames)
+  x = tf.keras.layers.Dense(
+    num_classes,
+    name="frame_logits",
+    kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01),
+  )(x)
+  return SoftMaxOverTime(temperature, name="logits")(x)
 
 
 def space_max_time_mean(x, num_frames: int, *, name: str):

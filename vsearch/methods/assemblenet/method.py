@@ -33,6 +33,7 @@ from vsearch.methods.assemblenet.genome import (
 )
 from vsearch.methods.assemblenet.model import (
   FLOW_SOURCES,
+  HEADS,
   build_model,
   learned_connection_weights,
   model_inputs,
@@ -75,6 +76,10 @@ class AssembleNetMethod:
       solver, e.g. for int8 TFLite.
     bn_momentum: decay of the batch-norm moving statistics (0.99 as
       released; short trainings need lower, e.g. 0.9).
+    head: 'mean' pools each clip over (T, H, W) before the classifier (the
+      default); 'soft_max_time' classifies each frame and soft max-pools
+      those logits over time, the release's head for long clips (T > 32)
+      and Charades.
     max_attempts: draws before ``mutate`` gives up on finding a valid child.
   """
 
@@ -91,6 +96,7 @@ class AssembleNetMethod:
     object_classes: int = 151,
     flow_source: str = "layer",
     bn_momentum: float = 0.99,
+    head: str = "mean",
     max_attempts: int = 1000,
   ):
     if not 0.0 < drop_threshold < 1.0:
@@ -110,6 +116,9 @@ class AssembleNetMethod:
     self.object_classes = object_classes
     self.flow_source = flow_source
     self.bn_momentum = bn_momentum
+    if head not in HEADS:
+      raise UserError(f"AssembleNetMethod.head is {head!r}; set it to one of {HEADS}.")
+    self.head = head
     self.max_attempts = max_attempts
 
   # Sampling.
@@ -452,4 +461,5 @@ class AssembleNetMethod:
       object_classes=self.object_classes,
       flow_source=self.flow_source,
       bn_momentum=self.bn_momentum,
+      head=self.head,
     )

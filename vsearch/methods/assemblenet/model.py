@@ -25,7 +25,10 @@ here is 3-D.
   1x1 conv to 4·filters whose BN scale starts at 0; unit 0 has a 1x1 + BN
   projection shortcut (strided). Add, ReLU.
 * Head: per level-3 node the mean over (T, H, W); the mean over level-3
-  nodes; dropout; dense logits (init N(0, 0.01)).
+  nodes; dropout; dense logits (init N(0, 0.01)). With head='soft_max_time'
+  (the release's ``max_pool_predictions``, for long clips) the means are
+  per frame, each frame gets logits, and those are soft max-pooled over time
+  (``layers.SoftMaxOverTime``, temperature √T).
 
 Nodes that no level-3 node depends on are not built.
 """
@@ -49,6 +52,8 @@ PUBLISHED_OBJECT_CLASSES = 151
 # Where flow stems get optical flow: computed inside the network, or read
 # from the data pipeline (a model input).
 FLOW_SOURCES = ("layer", "pipeline")
+# How the head pools clips before (mean) or after (soft max over time) the classifier.
+HEADS = ("mean", "soft_max_time")
 
 
 def live_nodes(genome: Genome) -> set[int]:
@@ -213,6 +218,7 @@ def build_model(
   object_classes: int = PUBLISHED_OBJECT_CLASSES,
   flow_source: str = "layer",
   bn_momentum: float = 0.99,
+  head: str = "mean",
   name: str = "assemblenet",
 ) -> tf.keras.Model:
   """Builds the Keras model of ``genome``.
@@ -234,6 +240,7 @@ def build_model(
       makes it a model input, computed by the data pipeline.
     bn_momentum: decay of the batch-norm moving statistics (the release
       uses 0.99; short trainings need less, their statistics lag behind).
+    head: 'mean' or 'soft_max_time' (see the module docstring).
     name: the model's name.
 
   Returns:
@@ -300,12 +307,18 @@ def build_model(
       )
     tensors[i] = x
 
-  pooled = [layers.clip_mean(tensors[i], frames, name=f"head_pool{i}") for i in genome.outputs]
+  pool = layers.frame_means if head == "soft_max_time" else layers.clip_mean
+  pooled = [pool(tensors[i], frames, name=f"head_pool{i}") for i in genome.outputs]
   x = pooled[0] if len(pooled) == 1 else tf.keras.layers.Average(name="head_average")(pooled)
-  x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
-  logits = tf.keras.layers.Dense(
-    num_classes, name="logits", kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01)
-  )(x)
+  if head == "soft_max_time":
+    logits = layers.soft_max_time_logits(x, num_classes, dropout_rate)
+  else:
+    x = tf.keras.layers.Dropout(dropout_rate, name="head_dropout")(x)
+    logits = tf.keras.layers.Dense(
+      num_classes,
+      name="logits",
+      kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01),
+    )(x)
   return tf.keras.Model(inputs if len(inputs) > 1 else clips, logits, name=name)
 
 

@@ -52,9 +52,10 @@ from vsearch.nn import layers
 
 SPATIAL_TYPES = ("conv", "depthwise", "maxpool", "avgpool")
 TEMPORAL_TYPES = ("conv", "maxpool", "avgpool")
-# How the head pools a clip: 'mean' over (T, H, W) as published, or
-# 'max_space', a max over (H, W) per frame then a mean over T.
-HEAD_POOLS = ("mean", "max_space")
+# How the head pools a clip: 'mean' over (T, H, W) as published,
+# 'max_space', a max over (H, W) per frame then a mean over T, or
+# 'soft_max_time', per-frame logits soft max-pooled over time (Charades).
+HEAD_POOLS = ("mean", "max_space", "soft_max_time")
 ACTIVATIONS = layers.ACTIVATIONS
 
 _PUBLISHED_NAMES = {"std": "conv", "depth": "depthwise", "1d": "conv"}
@@ -206,7 +207,10 @@ class Genome:
       classifier: 'mean' over (T, H, W), as every published TVN does, or
       'max_space', a max over (H, W) per frame, then a mean over T, which
       keeps the sparse responses of moving edges (on synthetic_motion it
-      learns in 300 steps what the mean head needs 500+ for). Written to a
+      learns in 300 steps what the mean head needs 500+ for), or
+      'soft_max_time': the release's Charades head, a classifier on each
+      frame's (H, W) mean and the softmax-over-time weighted sum of those
+      logits (``layers.SoftMaxOverTime``, temperature √T). Written to a
       genome's dict only when it is not 'mean'.
   """
 

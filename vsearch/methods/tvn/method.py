@@ -65,8 +65,9 @@ class TvnSearchSpace:
   ``inverted_bottlenecks = (False, True)`` and ``activations = ('relu',
   'hswish')`` for a TVN-Mobile-like search. A kernel-1 op always has stride
   1, whatever the stride choices. ``head_pools`` is the published mean head
-  alone; ``('max_space',)`` gives every genome the max-over-space head (see
-  ``Genome.head_pool``), and both lets the search choose.
+  alone; ``('max_space',)`` gives every genome the max-over-space head,
+  ``('soft_max_time',)`` the soft max-pool over time of per-frame logits for
+  long clips (see ``Genome.head_pool``), and several let the search choose.
   ``min_output_size`` keeps genomes whose last maps are narrower out of the
   space (on small frames a third stride-2 op leaves 2x2 maps, and such
   genomes mostly failed to learn motion in short budgets); 1 allows all.

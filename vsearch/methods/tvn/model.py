@@ -29,7 +29,9 @@ Head: mean over (T, H, W) → dropout → dense logits (no softmax). With
 ``Genome.head_pool = 'max_space'`` the pool is a max over (H, W) per frame, then a mean
 over T: on motion data a mean over the whole clip dilutes the sparse responses
 of direction-selective units, and most genomes learn several times slower
-(benchmarks/README.md, "What the smoke space learns").
+(benchmarks/README.md, "What the smoke space learns"). With 'soft_max_time'
+(the release's Charades head) each frame's (H, W) mean gets its own logits,
+soft max-pooled over time (``layers.SoftMaxOverTime``).
 """
 
 import dataclasses
@@ -247,6 +249,9 @@ def apply_stage(x, stage: Stage, shortcut: Optional[Any] = None, dropout_rate: f
   if op == "activation":
     return layers.activation(x, p["kind"], name=name)
   if op == "head":
+    if p.get("pool") == "soft_max_time":
+      frames = layers.frame_means(x, stage.frames, name="head_pool")
+      return layers.soft_max_time_logits(frames, p["num_classes"], dropout_rate)
     if p.get("pool", "mean") == "max_space":
       x = layers.space_max_time_mean(x, stage.frames, name="head_pool")
     else:
