@@ -105,9 +105,8 @@ def export(
   Args:
     model: the model to ship.
     out_dir: where the files go (local or gs://).
-    calibration: training batches of (clips, labels) that calibrate int8,
-      read one batch at a time (batches of 1 use the least memory); for a
-      model of several inputs, clips is a dict keyed by input name.
+    calibration: training batches of (clips, labels) that calibrate int8;
+      for a model of several inputs, clips is a dict keyed by input name.
     validation: validation batches of (clips, labels), the same way.
     trained: whether the weights are trained; accuracies are measured only
       then (an untrained model's accuracy means nothing).
@@ -153,16 +152,10 @@ def export(
     clips, labels = clips_lib.take_clips(validation, max_eval_clips)
     logits = model.predict(clips, batch_size=32, verbose=0)
     summary["saved_model"]["accuracy"] = float(np.mean(logits.argmax(-1) == labels))
-  float_model = None
-  for fmt, name in TFLITE_FILES.items():  # Float first: int8 is made from it.
+  for fmt, name in TFLITE_FILES.items():
     converted = quantize.to_tflite(
-      model,
-      fmt,
-      calibration,
-      num_calibration_clips=num_calibration_clips,
-      float_model=float_model,
+      model, fmt, calibration, num_calibration_clips=num_calibration_clips
     )
-    float_model = converted if fmt == quantize.FLOAT else None
     converted.save(os.path.join(out_dir, name))
     measured = latency_lib.measure_latency(converted, settings)
     entry = {

@@ -37,7 +37,6 @@ order, so callers match inputs by name (``vsearch.deploy.litert_runner`` does).
 """
 
 import contextlib
-import ctypes
 import dataclasses
 import re
 import warnings
@@ -48,19 +47,16 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
-# Not exported under tf.lite: the calibrator and the quantizer the converter
-# runs for post-training int8 (the quantizer keeps named nodes in float, as
-# tf.lite.experimental.QuantizationDebugger uses it), and the class the
+# Not exported under tf.lite: the quantizer that keeps named nodes in float
+# (what tf.lite.experimental.QuantizationDebugger uses), and the class the
 # converter raises.
 from tensorflow.lite.python import convert as tflite_convert
 from tensorflow.lite.python.convert_phase import ConverterError
-from tensorflow.lite.python.optimize import calibrator as tflite_calibrator
 
 from vsearch import quiet
 from vsearch.deploy.calibration import (  # noqa: F401  (part of this module's API)
   DEFAULT_CALIBRATION_CLIPS,
   Clips,
-  calibration_samples,
   representative_clips,
 )
 from vsearch.errors import CandidateError, UserError
@@ -270,15 +266,8 @@ def to_tflite(
   quiet: bool = True,
   float_layers: Optional[Sequence[str]] = None,
   frozen=None,
-  float_model: Optional["TfliteModel"] = None,
 ) -> TfliteModel:
   """Converts ``model`` at batch 1 to a TFLite model and inspects its ops.
-
-  An int8 model is made from the float one: the float flatbuffer is
-  calibrated in LiteRT's calibrator, one streamed clip at a time, then
-  quantized. The TF graph goes through the converter once, and no clip is
-  kept after the calibrator has read it, so a published model at its full
-  input size converts within a workstation's memory (benchmarks/README.md).
 
   Args:
     model: a Keras model, trained or not, of one input (clips [B, T, H, W,
@@ -288,8 +277,7 @@ def to_tflite(
     format: 'int8' (full-integer, int8 input and output) or 'float'.
     calibration: clips for the int8 calibration, as ``representative_clips``
       takes them (dicts keyed by input name for a model of several inputs);
-      required for 'int8', ignored for 'float'. A dataset is read one batch
-      at a time: batches of 1 keep memory lowest.
+      required for 'int8', ignored for 'float'.
     num_calibration_clips: how many clips calibrate. Latency does not depend
       on them, accuracy does.
     quiet: keep the converter's logs off the console.
@@ -299,9 +287,6 @@ def to_tflite(
     frozen: ``cost.frozen_function(model)`` when the caller has it already
       (freezing a large model takes longer than converting it, so a caller
       converting to both formats freezes once).
-    float_model: this model's float conversion, when the caller has it
-      already; an int8 conversion then starts from it instead of converting
-      the TF graph again.
 
   Returns:
     The model; check ``fully_int8`` / ``float_ops`` (or call
@@ -314,37 +299,40 @@ def to_tflite(
   """
   if format not in FORMATS:
     raise UserError(f"TFLite format must be one of {FORMATS}, got {format!r}")
+  frozen = frozen if frozen is not None else cost.frozen_function(model)
+  # The frozen function holds no variables, so an empty module is enough to
+  # take the current (saved-model) conversion path.
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], tf.Module())
   if format == INT8:
     if calibration is None:
       raise UserError("int8 conversion needs calibration clips.")
     shapes = cost.input_shapes(model)
-    samples = calibration_samples(
+    clips = representative_clips(
       calibration, shapes if len(shapes) > 1 else next(iter(shapes.values())), num_calibration_clips
     )
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if isinstance(clips, dict):
+      # A list sample would go to the TFLite inputs in the converted model's
+      # order, which need not be the Keras order; a dict goes by the names of
+      # the serving_default signature, which are the Keras input names.
+      count = len(next(iter(clips.values())))
+      converter.representative_dataset = lambda: (
+        {name: value[i][None] for name, value in clips.items()} for i in range(count)
+      )
+    else:
+      converter.representative_dataset = lambda: ([clip[None]] for clip in clips)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+  islands = ()
+  if format == INT8:
     islands = tuple(float_island_layers(model) if float_layers is None else float_layers)
-    if float_model is None:
-      float_model = to_tflite(model, FLOAT, quiet=quiet, frozen=frozen)
-    try:
-      with _quiet(quiet):
-        content = _calibrate_and_quantize(float_model.content, samples, islands)
-    except (ConverterError, RuntimeError, ValueError) as e:
-      # RuntimeError / ValueError: calibration failed (e.g. a kernel refused a shape).
-      raise CandidateError(_conversion_failure(e, format)) from e
-  else:
-    islands = ()
-    frozen = frozen if frozen is not None else cost.frozen_function(model)
-    # The frozen function holds no variables, so an empty module is enough to
-    # take the current (saved-model) conversion path, which keeps the
-    # serving_default signature with the Keras input names.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], tf.Module())
-    try:
-      with _quiet(quiet):
-        content = converter.convert()
-    except (ConverterError, RuntimeError) as e:
-      raise CandidateError(_conversion_failure(e, format)) from e
-    finally:
-      del converter
-      _return_freed_memory()
+  try:
+    with _quiet(quiet):
+      content = _convert_with_islands(converter, islands) if islands else converter.convert()
+  except (ConverterError, RuntimeError) as e:
+    # RuntimeError: calibration failed (e.g. a kernel refused a shape).
+    raise CandidateError(_conversion_failure(e, format)) from e
   input_dtype, output_dtype = _io_dtypes(content)
   return TfliteModel(
     content=content,
@@ -356,49 +344,27 @@ def to_tflite(
   )
 
 
-def _return_freed_memory() -> None:
-  """Hands the heap the converter or calibrator freed back to the system.
+def _convert_with_islands(converter, islands: Sequence[str]) -> bytes:
+  """Full-integer int8 except the ops of the layers ``islands``, kept float.
 
-  glibc keeps freed memory for reuse (3-4 GB after converting a published
-  AssembleNet), and the next step's peak would stack on it.
+  Calibrates the whole float model first, then quantizes it with the
+  islands' nodes (ops whose output carries a layer's name scope) deny-listed;
+  the quantizer puts a DEQUANTIZE before and a QUANTIZE after each island.
   """
-  try:
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-  except (OSError, AttributeError):  # Not glibc: nothing to trim.
-    pass
-
-
-def _calibrate_and_quantize(float_content: bytes, samples, islands: Sequence[str]) -> bytes:
-  """Full-integer int8 (int8 input and output) of a float flatbuffer.
-
-  What ``TFLiteConverter`` does for post-training int8, without converting
-  the TF graph a second time: LiteRT's calibrator runs the float model on
-  each sample and records every tensor's range, then the MLIR quantizer
-  rewrites the model in int8. The ops of the layers ``islands`` (nodes whose
-  output carries a layer's name scope) are deny-listed and stay float; the
-  quantizer puts a DEQUANTIZE before and a QUANTIZE after each island.
-  """
-  # A list sample goes to the TFLite inputs in the converted model's order,
-  # which need not be the Keras order; a dict goes by the names of the
-  # serving_default signature, which are the Keras input names.
-  calibrator = tflite_calibrator.Calibrator(
-    tflite_calibrator.add_intermediate_tensors(float_content)
-  )
-  calibrated = calibrator.calibrate(
-    lambda: (clip if isinstance(clip, dict) else [clip] for clip in samples())
-  )
-  del calibrator  # Its interpreter holds every activation of one clip.
-  _return_freed_memory()
-  nodes = None
-  if islands:
-    nodes = [op.output for op in inspect_ops(calibrated) if op.in_layers(islands)]
-    if not nodes:
-      raise CandidateError(
-        f"No op of the float layers {', '.join(islands)} found in the converted model."
-      )
+  converter.target_spec.supported_ops = [
+    tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+    tf.lite.OpsSet.TFLITE_BUILTINS,  # The islands' float kernels.
+  ]
+  converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+  calibrated = converter.convert()
+  nodes = [op.output for op in inspect_ops(calibrated) if op.in_layers(islands)]
+  if not nodes:
+    raise CandidateError(
+      f"No op of the float layers {', '.join(islands)} found in the converted model."
+    )
   return tflite_convert.mlir_quantize(
     calibrated,
-    fully_quantize=bool(islands),
+    fully_quantize=True,
     input_data_type=tf.int8,
     output_data_type=tf.int8,
     denylisted_nodes=nodes,

@@ -98,10 +98,7 @@ def run(
     full_training.load_weights(model, workdir)
   spec = source.method.clip_spec(source.genome)
   clips_lib.check_inputs(spec, dataset.object_classes)
-  # Single centred training clips, read while the converter calibrates: a
-  # published model's clip is up to 1 GB (AssembleNet++'s object maps), so
-  # neither a batch of them nor a training shuffle buffer fits a workstation.
-  calibration = clips_lib.make_clips(dataset.train, spec, batch_size=1, training=False)
+  calibration = clips_lib.make_clips(dataset.train, spec, batch_size=16, training=True)
   validation = clips_lib.make_clips(dataset.validation, spec, batch_size=32, training=False)
   print(
     f"Exporting {source.description} ({'trained' if workdir else 'untrained'}, "
