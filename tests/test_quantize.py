@@ -5,8 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
 
-from vsearch.deploy import quantize
+from vsearch.deploy import latency, quantize
 from vsearch.errors import CandidateError, InvalidGenomeError, UserError
 from vsearch.methods import tvn, zoo
 from vsearch.nn import cost
@@ -164,6 +165,34 @@ def test_conv3d_model_is_reported_not_fully_int8():
   assert converted.summary()["float_ops"] == ["CONV_3D"]
   with pytest.raises(CandidateError, match="not fully int8: CONV_3D"):
     converted.require_fully_int8()
+
+
+def test_a_tensor_calibration_never_saw_move_gets_a_scale_xnnpack_loads():
+  # A ReLU biased far below what any clip reaches is zero on every
+  # calibration clip: calibrated range [0, 0], which the quantizer turned
+  # into scale 0, and XNNPACK aborted the process loading the file.
+  inputs = tf.keras.Input(CLIP_SHAPE)
+  x = tf.keras.layers.Reshape((CLIP_SHAPE[0] * CLIP_SHAPE[1], CLIP_SHAPE[2], 3))(inputs)
+  x = tf.keras.layers.Conv2D(4, 1, bias_initializer=tf.keras.initializers.Constant(-100.0))(x)
+  x = tf.keras.layers.ReLU(name="never_on")(x)
+  x = tf.keras.layers.Conv2D(4, 1, activation="relu", bias_initializer="ones")(x)
+  x = tf.keras.layers.GlobalAveragePooling2D()(x)
+  model = tf.keras.Model(inputs, tf.keras.layers.Dense(CLASSES, bias_initializer="ones")(x))
+  converted = quantize.to_tflite(model, "int8", _clips(2))
+  assert converted.fully_int8
+  subgraph = schema.Model.GetRootAs(converted.content, 0).Subgraphs(0)
+  scales = {
+    subgraph.Tensors(t).Name().decode(): subgraph.Tensors(t).Quantization().ScaleAsNumpy()
+    for t in range(subgraph.TensorsLength())
+    if subgraph.Tensors(t).Quantization() and subgraph.Tensors(t).Quantization().ScaleLength()
+  }
+  assert all(np.all(scale > 0) for scale in scales.values()), scales
+  never_on = [scale for name, scale in scales.items() if "never_on" in name and scale.size == 1]
+  assert never_on and np.allclose(never_on[0], 1 / 255)
+  # It runs under XNNPACK, and what follows the dead ReLU keeps its bias.
+  clips = _clips(3, seed=1)
+  result = latency.evaluate_tflite(converted, clips, np.zeros(3, int), return_logits=True)
+  np.testing.assert_allclose(result["logits"], model(clips).numpy(), atol=0.05)
 
 
 @pytest.mark.parametrize("format", quantize.FORMATS)

@@ -10,7 +10,9 @@ the model's frozen batch-1 graph (``vsearch.nn.cost.frozen_function``) with
   output scales and zero points stay in the flatbuffer; callers quantize clips
   and dequantize logits with them (``vsearch.deploy.litert_runner`` does). That is
   the model a device would run, with no float QUANTIZE / DEQUANTIZE ops around
-  it, so its measured latency is the deployed one.
+  it, so its measured latency is the deployed one. A tensor that was zero on
+  every calibration clip is quantized for the range [0, 1]: the range
+  calibration gives it has scale 0, which XNNPACK refuses.
 * ``'float'``: plain float32.
 
 TFLite has no int8 kernel for some ops: the converter then leaves them in
@@ -329,7 +331,7 @@ def to_tflite(
     islands = tuple(float_island_layers(model) if float_layers is None else float_layers)
   try:
     with _quiet(quiet):
-      content = _convert_with_islands(converter, islands) if islands else converter.convert()
+      content = _quantize_int8(converter, islands) if format == INT8 else converter.convert()
   except (ConverterError, RuntimeError) as e:
     # RuntimeError: calibration failed (e.g. a kernel refused a shape).
     raise CandidateError(_conversion_failure(e, format)) from e
@@ -344,19 +346,30 @@ def to_tflite(
   )
 
 
-def _convert_with_islands(converter, islands: Sequence[str]) -> bytes:
-  """Full-integer int8 except the ops of the layers ``islands``, kept float.
+def _quantize_int8(converter, islands: Sequence[str]) -> bytes:
+  """Full-integer int8, except the ops of the layers ``islands``, kept float.
 
-  Calibrates the whole float model first, then quantizes it with the
-  islands' nodes (ops whose output carries a layer's name scope) deny-listed;
-  the quantizer puts a DEQUANTIZE before and a QUANTIZE after each island.
+  What ``converter.convert()`` does for int8, in its two steps, with one
+  repair between them. Calibration records each tensor's range; a tensor that
+  was zero on every calibration clip (a ReLU no clip switched on) gets a
+  range of width 0 or ``FLT_MIN`` and, from the quantizer, a scale of 0 or
+  about 1e-8, which XNNPACK cannot load (LiteRT aborted the process).
+  ``_widen_unseen_ranges`` gives such a tensor the range [0, 1] before
+  quantization, so its consumers' bias scales follow from it. Islands' nodes
+  (ops whose output carries a layer's name scope) are deny-listed: the
+  quantizer puts a DEQUANTIZE before and a QUANTIZE after each island.
   """
-  converter.target_spec.supported_ops = [
-    tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-    tf.lite.OpsSet.TFLITE_BUILTINS,  # The islands' float kernels.
-  ]
+  if islands:
+    converter.target_spec.supported_ops = [
+      tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+      tf.lite.OpsSet.TFLITE_BUILTINS,  # The islands' float kernels.
+    ]
   converter._experimental_calibrate_only = True  # pylint: disable=protected-access
-  calibrated = converter.convert()
+  calibrated = _widen_unseen_ranges(converter.convert())
+  if not islands:
+    return tflite_convert.mlir_quantize(
+      calibrated, input_data_type=tf.int8, output_data_type=tf.int8
+    )
   nodes = [op.output for op in inspect_ops(calibrated) if op.in_layers(islands)]
   if not nodes:
     raise CandidateError(
@@ -369,3 +382,31 @@ def _convert_with_islands(converter, islands: Sequence[str]) -> bytes:
     output_data_type=tf.int8,
     denylisted_nodes=nodes,
   )
+
+
+# The range a tensor that calibration saw only at zero is quantized for, and
+# the width below which a calibrated range (with zero in it, as the quantizer
+# takes it) counts as only zero.
+UNSEEN_RANGE = (0.0, 1.0)
+UNSEEN_WIDTH = 1e-6
+
+
+def _widen_unseen_ranges(calibrated: bytes) -> bytes:
+  """``calibrated`` with every range narrower than ``UNSEEN_WIDTH`` set to
+  ``UNSEEN_RANGE``.
+
+  Edits the min/max vectors in place in a copy of the flatbuffer (numpy views
+  into its bytes), so a large model is not rebuilt.
+  """
+  content = bytearray(calibrated)
+  model = schema.Model.GetRootAs(content, 0)
+  for s in range(model.SubgraphsLength()):
+    subgraph = model.Subgraphs(s)
+    for t in range(subgraph.TensorsLength()):
+      quantization = subgraph.Tensors(t).Quantization()
+      if quantization is None or quantization.MinLength() == 0 or quantization.MaxLength() == 0:
+        continue
+      minima, maxima = quantization.MinAsNumpy(), quantization.MaxAsNumpy()
+      unseen = np.maximum(maxima, 0) - np.minimum(minima, 0) < UNSEEN_WIDTH
+      minima[unseen], maxima[unseen] = UNSEEN_RANGE
+  return bytes(content)
