@@ -73,8 +73,9 @@ def test_a_child_within_limits_trains_and_is_scored_on_its_int8_accuracy(tmp_pat
 
 
 def _time_with_litert(path: str, threads: int, use_xnnpack: bool, runs: int) -> float:
-  """Median invoke time (ms) of a .tflite file, timed here with LiteRT's own
-  Python interpreter, as a user would: none of vsearch's runner code."""
+  """Fastest invoke time (ms) of a .tflite file, timed here with LiteRT's own
+  Python interpreter after a warm-up of 0.2 s, as a user would: none of
+  vsearch's runner code."""
   from ai_edge_litert import interpreter as litert
 
   resolver = litert.OpResolverType.AUTO
@@ -87,22 +88,23 @@ def _time_with_litert(path: str, threads: int, use_xnnpack: bool, runs: int) -> 
   [detail] = model.get_input_details()
   values = np.random.default_rng(0).integers(-100, 100, detail["shape"])
   model.set_tensor(detail["index"], values.astype(detail["dtype"]))
-  for _ in range(5):
+  warm_until = time.perf_counter() + 0.2
+  while time.perf_counter() < warm_until:
     model.invoke()
   samples = []
   for _ in range(runs):
     start = time.perf_counter()
     model.invoke()
     samples.append((time.perf_counter() - start) * 1e3)
-  return float(np.median(samples))
+  return float(np.min(samples))
 
 
 @pytest.mark.slow
 def test_the_gates_latency_is_what_a_user_measures_on_the_exported_file(tmp_path):
   """A child the gate timed inside a search, converted again to the file a user
   ships, then timed in alternating rounds by the gate's measurement (with the
-  record's settings) and by LiteRT called directly: the medians agree within
-  10 %, so a limit set from a user's own timing means the same in a search."""
+  record's settings) and by LiteRT called directly: their fastest invokes
+  agree within 10 %, so a limit set from a user's own timing means the same in a search."""
   [record] = _search(
     tmp_path,
     "Search.num_candidates = 1",
@@ -121,9 +123,12 @@ def test_the_gates_latency_is_what_a_user_measures_on_the_exported_file(tmp_path
   path = str(tmp_path / "model_int8.tflite")
   converted.save(path)
   settings = latency.LatencySettings(**record.metrics["latency"]["settings"])
-  # Alternating rounds share whatever else the machine is doing.
+  # Alternating rounds share whatever else the machine is doing; the fastest
+  # invoke of each is the figure least moved by it (the suite runs tests in
+  # parallel on as few as 2 cores), and the record's median is that of the
+  # same sampling.
   ratios = [
-    latency.measure_latency(path, settings).median_ms
+    latency.measure_latency(path, settings).min_ms
     / _time_with_litert(path, settings.threads, settings.use_xnnpack, settings.runs)
     for _ in range(5)
   ]

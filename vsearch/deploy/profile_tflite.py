@@ -138,10 +138,21 @@ def fill_inputs(interpreter: litert.Interpreter, seed: int = 0) -> list[dict]:
   return details
 
 
+# Warm-up lasts at least this long, whatever ``warmup`` says: in a fresh
+# process a model of tens of microseconds still runs up to twice as slow for
+# its first few hundred invokes (page faults, cold code and branch caches), so
+# a fixed count of warm-up invokes under-warms the smallest models.
+MIN_WARMUP_S = 0.2
+
+
 def time_invokes(interpreter: litert.Interpreter, warmup: int, runs: int) -> list[float]:
-  """``runs`` invoke times in ms, after ``warmup`` untimed invokes."""
-  for _ in range(warmup):
+  """``runs`` invoke times in ms, after ``warmup`` untimed invokes and at
+  least ``MIN_WARMUP_S`` of them."""
+  deadline = time.perf_counter() + MIN_WARMUP_S
+  done = 0
+  while done < warmup or time.perf_counter() < deadline:
     interpreter.invoke()
+    done += 1
   samples = []
   for _ in range(runs):
     start = time.perf_counter_ns()
