@@ -38,7 +38,7 @@ setuptools.setup(
     # is in the wheel) race workers on gs:// in tests/test_gcs.py.
     "test": [
       "pytest>=8,<10",
-      # The suite runs on every core (pytest.ini: -n auto, at most 2).
+      # The suite runs test files in parallel (pytest.ini: -n auto, at most 2).
       "pytest-xdist>=3.6,<4",
       "ruff==0.17.6",
       "google-cloud-storage>=3,<4",

@@ -125,8 +125,7 @@ def test_the_gates_latency_is_what_a_user_measures_on_the_exported_file(tmp_path
   settings = latency.LatencySettings(**record.metrics["latency"]["settings"])
   # Alternating rounds share whatever else the machine is doing; the fastest
   # invoke of each is the figure least moved by it (the suite runs tests in
-  # parallel on as few as 2 cores), and the record's median is that of the
-  # same sampling.
+  # parallel on as few as 2 cores).
   ratios = [
     latency.measure_latency(path, settings).min_ms
     / _time_with_litert(path, settings.threads, settings.use_xnnpack, settings.runs)

@@ -43,7 +43,8 @@ class LatencySettings:
   Attributes:
     threads: interpreter threads (CPU kernels and XNNPACK's pool).
     use_xnnpack: apply LiteRT's default XNNPACK delegate.
-    warmup: untimed invokes first (caches, XNNPACK packing).
+    warmup: untimed invokes first (caches, XNNPACK packing), and at least
+      ``profile_tflite.MIN_WARMUP_S`` of them.
     runs: timed invokes; the median of these is the latency.
     timeout_s: a runner still going after this long is killed; it bounds
       the whole subprocess, evaluation of every clip included.

@@ -139,9 +139,9 @@ def fill_inputs(interpreter: litert.Interpreter, seed: int = 0) -> list[dict]:
 
 
 # Warm-up lasts at least this long, whatever ``warmup`` says: in a fresh
-# process a model of tens of microseconds still runs up to twice as slow for
-# its first few hundred invokes (page faults, cold code and branch caches), so
-# a fixed count of warm-up invokes under-warms the smallest models.
+# process, after 5 warm-up invokes, a 0.58 ms int8 model timed up to 2.2x
+# slow (Xeon with AVX-512 VNNI, 2 cores), so a fixed count of warm-up invokes
+# under-warms small models. Each timed file pays it once per round.
 MIN_WARMUP_S = 0.2
 
 
