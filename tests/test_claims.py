@@ -107,6 +107,34 @@ def test_release_removes_the_marker_and_the_child_checkpoints(tmp_path):
   assert os.listdir(a.directory) == []
 
 
+def test_each_claim_saves_into_a_folder_of_its_own_and_resumes_from_the_one_before(tmp_path):
+  a = claims_lib.Claims(str(tmp_path), "a", FAST)
+  b = claims_lib.Claims(str(tmp_path), "b", FAST)
+  first = a.try_claim("000004", lambda: _proposal(4))
+  assert first.resume_from is None  # a fresh child
+  assert os.path.dirname(first.checkpoint_dir) == a.checkpoint_root("000004")
+  assert json.load(open(a.marker_path("000004")))["checkpoints"] == first.checkpoints
+  _age(a, "000004", 61)  # a died
+  second = b.try_claim("000004", lambda: pytest.fail("the dead worker's child is kept"))
+  assert second.resume_from == first.checkpoint_dir
+  assert second.checkpoint_dir != first.checkpoint_dir  # a living a never shares b's folder
+  assert json.load(open(b.marker_path("000004")))["checkpoints"] == second.checkpoints
+  with second:
+    second.beat()
+  b.hand_over(second)
+  third = a.try_claim("000004", lambda: pytest.fail("a handed-over child is kept"))
+  assert third.resume_from == second.checkpoint_dir
+  assert len({first.checkpoint_dir, second.checkpoint_dir, third.checkpoint_dir}) == 3
+
+
+def test_a_marker_from_before_claim_folders_resumes_from_the_candidates_folder(tmp_path):
+  a = claims_lib.Claims(str(tmp_path), "a", FAST)
+  a.write_marker("000005", _proposal(5))  # names no folder, as older markers did
+  _age(a, "000005", 61)
+  claim = claims_lib.Claims(str(tmp_path), "b", FAST).try_claim("000005", pytest.fail)
+  assert claim.resume_from == a.checkpoint_root("000005")
+
+
 @pytest.mark.parametrize(
   "content",
   [
@@ -114,18 +142,19 @@ def test_release_removes_the_marker_and_the_child_checkpoints(tmp_path):
     "[1, 2]",  # not an object
     '{"worker": "b", "seed": 1}',  # no genome
     '{"worker": "b", "genome": {}, "seed": "one"}',  # a seed that is not a number
+    '{"worker": "b", "genome": {}, "seed": 1, "checkpoints": "../../elsewhere"}',  # not a name
   ],
 )
 def test_an_unreadable_marker_is_replaced_by_a_fresh_proposal_at_once(tmp_path, caplog, content):
   a = claims_lib.Claims(str(tmp_path), "a", FAST)
   with open(a.marker_path("000002"), "w") as f:
     f.write(content)
-  os.makedirs(a.checkpoint_dir("000002"))  # whatever child it held, its checkpoints go too
+  os.makedirs(a.checkpoint_root("000002"))  # whatever child it held, its checkpoints go too
   assert not a.is_live("000002")
   claim = a.try_claim("000002", lambda: _proposal(2))  # fresh, not stale: replaced all the same
   assert claim is not None and claim.proposal == _proposal(2) and claim.failed_attempts == []
   assert json.load(open(a.marker_path("000002")))["worker"] == "a"
-  assert not os.path.exists(a.checkpoint_dir("000002"))
+  assert not os.path.exists(a.checkpoint_root("000002"))
   assert "000002" in caplog.text and "fresh proposal" in caplog.text
 
 

@@ -120,7 +120,7 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_child_trains_from_step_0(
 ):
   search = _search(tmp_path, data_dir, "Search.checkpoint_every = 3")
   search.claims.write_marker("000000", search._propose(0, []))  # this worker, before a restart
-  checkpoints = search.claims.checkpoint_dir("000000")
+  checkpoints = search.claims.checkpoint_root("000000")  # where markers of old put them
   os.makedirs(checkpoints)
   with open(os.path.join(checkpoints, "checkpoint"), "w") as f:
     f.write('model_checkpoint_path: "ckpt-3"\nall_model_checkpoint_paths: "ckpt-3"\n')
@@ -167,6 +167,30 @@ def test_sigterm_checkpoints_at_the_step_boundary_and_another_model_cannot_resum
   assert "resumed_from_step" not in timings and metrics["num_eval_clips"] == 8
   [aside] = [n for n in os.listdir(tmp_path) if n.startswith("child.checkpoints.unusable-")]
   assert aside in caplog.text and "cannot be restored" in caplog.text
+
+
+def test_a_claim_resumes_from_the_folder_before_it_and_leaves_that_folder_as_it_was(tmp_path):
+  config = trainer_lib.TrainConfig(steps=6, steps_per_call=2, batch_size=4, eval_batch_size=4)
+  clips = tf.random.uniform([8, 2, 8, 8, 3])
+  data = tf.data.Dataset.from_tensor_slices((clips, tf.constant([0, 1] * 4))).batch(4)
+  model = lambda: tf.keras.Sequential(
+    [tf.keras.Input([2, 8, 8, 3]), tf.keras.layers.Flatten(), tf.keras.layers.Dense(2)]
+  )
+  earlier, mine = str(tmp_path / "a-1"), str(tmp_path / "b-2")
+  stop = lambda: True  # SIGTERM after every call
+  train = lambda directory, **kw: trainer_lib.train_and_evaluate(
+    tf.distribute.get_strategy(), model, data.repeat(), data, config, directory, 100, **kw
+  )
+  with pytest.raises(PreemptedError):
+    train(earlier, should_stop=stop)
+  with pytest.raises(PreemptedError) as stopped:
+    train(mine, resume_from=earlier, should_stop=stop)
+  assert stopped.value.step == 4  # resumed at 2, one call of 2 steps
+  assert tf.train.latest_checkpoint(earlier).endswith("ckpt-2")
+  assert tf.train.latest_checkpoint(mine).endswith("ckpt-4")
+  # Its own folder first: a retry within one claim resumes where that claim got to.
+  _, timings, _ = train(mine, resume_from=earlier)
+  assert timings["resumed_from_step"] == 4
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def test_the_gates_latency_is_what_a_user_measures_on_the_exported_file(tmp_path
     "RuntimeGate.max_latency_ms = 1e-6",
     "TvnSearchSpace.filters = (32,)",
     "LatencySettings.warmup = 5",
-    "LatencySettings.runs = 30",
+    "LatencySettings.runs = 100",
   )
   assert record.status == "over_limit" and record.metrics["latency_ms"] > 0
   method = registry.method(record.method)
@@ -124,14 +124,14 @@ def test_the_gates_latency_is_what_a_user_measures_on_the_exported_file(tmp_path
   converted.save(path)
   settings = latency.LatencySettings(**record.metrics["latency"]["settings"])
   # Alternating rounds share whatever else the machine is doing; the fastest
-  # invoke of each is the figure least moved by it (the suite runs tests in
-  # parallel on as few as 2 cores).
-  ratios = [
-    latency.measure_latency(path, settings).min_ms
-    / _time_with_litert(path, settings.threads, settings.use_xnnpack, settings.runs)
-    for _ in range(5)
-  ]
-  assert abs(np.median(ratios) - 1.0) <= 0.10, ratios
+  # invoke of all rounds on each side is the figure least moved by it (the
+  # suite runs tests in parallel on as few as 2 cores, where one round's
+  # fastest invoke was seen up to 1.4x slow).
+  gate, direct = [], []
+  for _ in range(5):
+    gate.append(latency.measure_latency(path, settings).min_ms)
+    direct.append(_time_with_litert(path, settings.threads, settings.use_xnnpack, settings.runs))
+  assert abs(min(gate) / min(direct) - 1.0) <= 0.10, (gate, direct)
 
 
 def test_latency_tradeoff_fitness():

@@ -1,5 +1,6 @@
 """The search end to end: a real search killed with SIGKILL resumes, bad input ends cleanly."""
 
+import glob
 import json
 import os
 import re
@@ -157,15 +158,17 @@ def test_sigterm_checkpoints_the_child_and_the_same_command_resumes_it(tmp_path)
     "--gin_bindings=TrainConfig.steps = 150",
     "--gin_bindings=Search.checkpoint_every = 3",
   )
-  checkpoints = os.path.join(workdir, "in_progress", "000000.checkpoints")
+  # The claim's own folder (in_progress/000000.checkpoints/<worker>-<token>).
+  pattern = os.path.join(workdir, "in_progress", "000000.checkpoints", "*", "checkpoint")
   process = subprocess.Popen(
     command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
   )
   deadline = time.monotonic() + 400
-  while not os.path.exists(os.path.join(checkpoints, "checkpoint")):
+  while not glob.glob(pattern):
     assert process.poll() is None, "the search ended before it could be stopped"
     assert time.monotonic() < deadline, "the child wrote no checkpoint in time"
     time.sleep(0.1)
+  checkpoints = os.path.dirname(glob.glob(pattern)[0])
   sent = time.monotonic()
   process.send_signal(signal.SIGTERM)
   _, stderr = process.communicate(timeout=60)
@@ -185,6 +188,7 @@ def test_sigterm_checkpoints_the_child_and_the_same_command_resumes_it(tmp_path)
   assert not os.path.exists(os.path.join(workdir, "candidates", "000000.json"))
   marker = json.load(open(os.path.join(workdir, "in_progress", "000000.json")))
   assert marker["handed_over"] and marker["failed_attempts"] == []
+  assert marker["checkpoints"] == os.path.basename(checkpoints)
 
   result = _run(command)
   assert result.returncode == 0, result.stderr[-3000:]

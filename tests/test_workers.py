@@ -6,6 +6,7 @@ again, joins the rest of the search. At the end every candidate has exactly
 one valid record and nothing is left in progress.
 """
 
+import glob
 import json
 import os
 import signal
@@ -64,8 +65,8 @@ def _checkpointed_child_of(in_progress, worker):
         owner = json.load(f)["worker"]
     except (OSError, ValueError, KeyError):
       continue
-    checkpoints = os.path.join(in_progress, f"{candidate_id}.checkpoints")
-    if owner == worker and os.path.exists(os.path.join(checkpoints, "checkpoint")):
+    checkpoints = os.path.join(in_progress, f"{candidate_id}.checkpoints", "*", "checkpoint")
+    if owner == worker and glob.glob(checkpoints):
       return candidate_id
   return None
 

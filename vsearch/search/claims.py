@@ -8,7 +8,15 @@ not changed for ``stale_after_s`` seconds belongs to a dead worker, so
 another worker takes the candidate over. The marker holds the proposal (the
 genome, its parent, the mutation and the seed), so whoever finishes a
 candidate trains the same child, resuming from the child's training
-checkpoints in ``<workdir>/in_progress/<id>.checkpoints``.
+checkpoints.
+
+Each claim checkpoints into a folder of its own,
+``<workdir>/in_progress/<id>.checkpoints/<worker>-<token>``, named in the
+marker (``checkpoints``). A claim resumes from the folder the marker named
+before it and saves into its own, so two workers that both believe they own
+a candidate never write into one folder, and a claim that dies part-way
+through a save leaves the checkpoint it resumed from intact. All of a
+candidate's folders go when its record exists.
 
 Correctness never rests on the markers. A record is never overwritten and a
 candidate's child is fixed by its marker, so two workers that both believe
@@ -36,6 +44,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
@@ -91,13 +100,22 @@ class Claim:
   """
 
   def __init__(
-    self, claims: "Claims", candidate_id: str, proposal: Proposal, taken_over_from: Optional[str]
+    self,
+    claims: "Claims",
+    candidate_id: str,
+    proposal: Proposal,
+    taken_over_from: Optional[str],
+    checkpoints: str,
+    resume_from: Optional[str] = None,
   ):
     self._claims = claims
     self.id = candidate_id
     self.proposal = proposal
     self.taken_over_from = taken_over_from
-    self.checkpoint_dir = claims.checkpoint_dir(candidate_id)
+    # Where this claim saves the child's checkpoints, and where it resumes
+    # from (the folder of the claim before it; None for a fresh child).
+    self.checkpoint_dir = claims.claim_folder(candidate_id, checkpoints)
+    self.resume_from = resume_from
     self.failed_attempts: list[str] = []
     self.lost = False
     self._lock = threading.Lock()
@@ -126,13 +144,18 @@ class Claim:
       self.lost = True
       return
     with self._lock:
-      self._claims.write_marker(self.id, self.proposal, self.failed_attempts)
+      self._claims.write_marker(self.id, self.proposal, self.failed_attempts, self.checkpoints)
+
+  @property
+  def checkpoints(self) -> str:
+    """The name of this claim's checkpoint folder, as the marker holds it."""
+    return os.path.basename(self.checkpoint_dir)
 
   def record_failure(self, reason: str) -> int:
     """Counts a failed attempt in the marker at once; returns the failed attempts so far."""
     with self._lock:
       self.failed_attempts.append(reason)
-      self._claims.write_marker(self.id, self.proposal, self.failed_attempts)
+      self._claims.write_marker(self.id, self.proposal, self.failed_attempts, self.checkpoints)
     return len(self.failed_attempts)
 
   def _beat_until_stopped(self):
@@ -167,8 +190,13 @@ class Claims:
   def marker_path(self, candidate_id: str) -> str:
     return os.path.join(self.directory, f"{candidate_id}.json")
 
-  def checkpoint_dir(self, candidate_id: str) -> str:
+  def checkpoint_root(self, candidate_id: str) -> str:
+    """The folder of every claim's checkpoints of this candidate."""
     return os.path.join(self.directory, f"{candidate_id}.checkpoints")
+
+  def claim_folder(self, candidate_id: str, checkpoints: str) -> str:
+    """The checkpoint folder a marker names (``checkpoints``)."""
+    return os.path.join(self.checkpoint_root(candidate_id), checkpoints)
 
   def read_marker(self, candidate_id: str) -> Optional[dict[str, Any]]:
     """The marker's contents; None when there is none or it is unreadable."""
@@ -194,6 +222,11 @@ class Claims:
         return None, f"its {key!r} is missing or not a {kind.__name__}"
     if not isinstance(marker.get("failed_attempts", []), list):
       return None, "its 'failed_attempts' is not a list"
+    folder = marker.get("checkpoints")
+    if folder is not None and (
+      not isinstance(folder, str) or not folder or folder != os.path.basename(folder)
+    ):
+      return None, "its 'checkpoints' is not a folder name"
     return marker, None
 
   def age_s(self, candidate_id: str) -> Optional[float]:
@@ -215,15 +248,21 @@ class Claims:
     return age is not None and age < self.settings.stale_after_s
 
   def write_marker(
-    self, candidate_id: str, proposal: Proposal, failed_attempts: Sequence[str] = ()
+    self,
+    candidate_id: str,
+    proposal: Proposal,
+    failed_attempts: Sequence[str] = (),
+    checkpoints: Optional[str] = None,
   ) -> None:
     """Writes (or rewrites) the marker atomically, as ours."""
-    content = self._marker_content(candidate_id, proposal, failed_attempts)
+    content = self._marker_content(candidate_id, proposal, failed_attempts, checkpoints)
     files.write_atomically(self.marker_path(candidate_id), json.dumps(content, sort_keys=True))
 
   def hand_over(self, claim: Claim) -> None:
     """Frees a stopping worker's marker, so any worker may resume its child at once."""
-    content = self._marker_content(claim.id, claim.proposal, claim.failed_attempts)
+    content = self._marker_content(
+      claim.id, claim.proposal, claim.failed_attempts, claim.checkpoints
+    )
     content["handed_over"] = True
     try:
       files.write_atomically(self.marker_path(claim.id), json.dumps(content, sort_keys=True))
@@ -252,7 +291,8 @@ class Claims:
     marker, problem = self._read(candidate_id)
     if problem == UNAVAILABLE:
       return None
-    taken_over_from, proposal, failed_attempts = None, None, []
+    taken_over_from, proposal, failed_attempts, resume_from = None, None, [], None
+    checkpoints = f"{self.worker_id}-{uuid.uuid4().hex[:8]}"
     if marker is not None:
       if marker["worker"] == self.worker_id:
         self._check_not_running_twice(marker)
@@ -270,9 +310,17 @@ class Claims:
         if check:
           check(proposal)
         failed_attempts = [str(reason) for reason in marker.get("failed_attempts", [])]
-        self.write_marker(candidate_id, proposal, failed_attempts)
+        # A marker written before claims had folders of their own names none:
+        # its checkpoints are in the candidate's folder itself.
+        previous = marker.get("checkpoints")
+        resume_from = (
+          self.claim_folder(candidate_id, previous)
+          if previous
+          else self.checkpoint_root(candidate_id)
+        )
+        self.write_marker(candidate_id, proposal, failed_attempts, checkpoints)
       except (ValueError, KeyError, TypeError) as e:
-        problem, proposal = f"its genome is invalid: {e}", None
+        problem, proposal, resume_from = f"its genome is invalid: {e}", None, None
     if proposal is None:
       if problem:
         # Nothing a marker holds can be trusted once part of it is wrong, and a
@@ -285,19 +333,19 @@ class Claims:
         self.release(candidate_id)  # and the checkpoints of whatever child it held
         taken_over_from = taken_over_from or "?"
       proposal = propose()
-      if not self._create_marker(candidate_id, proposal):
+      if not self._create_marker(candidate_id, proposal, checkpoints):
         return None  # another worker was quicker
     # Last writer wins: whoever reads back someone else's name backs off.
     mine = self.read_marker(candidate_id)
     if mine is None or mine.get("worker") != self.worker_id:
       return None
-    claim = Claim(self, candidate_id, proposal, taken_over_from)
+    claim = Claim(self, candidate_id, proposal, taken_over_from, checkpoints, resume_from)
     claim.failed_attempts = failed_attempts
     return claim
 
   def release(self, candidate_id: str) -> None:
-    """Removes the marker and the child's checkpoints once its record exists."""
-    checkpoints = self.checkpoint_dir(candidate_id)
+    """Removes the marker and every claim's checkpoints once its record exists."""
+    checkpoints = self.checkpoint_root(candidate_id)
     if tf.io.gfile.exists(checkpoints):
       tf.io.gfile.rmtree(checkpoints)
     try:
@@ -313,9 +361,9 @@ class Claims:
       if name.endswith(".json") and files.TEMPORARY_MARK not in name
     )
 
-  def _create_marker(self, candidate_id: str, proposal: Proposal) -> bool:
+  def _create_marker(self, candidate_id: str, proposal: Proposal, checkpoints: str) -> bool:
     """Creates the marker unless one exists; atomic on local disks."""
-    content = self._marker_content(candidate_id, proposal)
+    content = self._marker_content(candidate_id, proposal, checkpoints=checkpoints)
     try:
       # Atomic on local disks and on gs:// with the Cloud Storage client; on
       # other object stores the read-back in try_claim settles most races and
@@ -328,10 +376,15 @@ class Claims:
       return False
 
   def _marker_content(
-    self, candidate_id: str, proposal: Proposal, failed_attempts: Sequence[str] = ()
+    self,
+    candidate_id: str,
+    proposal: Proposal,
+    failed_attempts: Sequence[str] = (),
+    checkpoints: Optional[str] = None,
   ) -> dict[str, Any]:
     return {
       "id": candidate_id,
+      **({"checkpoints": checkpoints} if checkpoints else {}),
       "worker": self.worker_id,
       "host": self._host,
       "pid": os.getpid(),

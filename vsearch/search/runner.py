@@ -397,6 +397,7 @@ class Search:
         config,
         checkpoint_dir=claim.checkpoint_dir if self.checkpoint_every else None,
         checkpoint_every=self.checkpoint_every,
+        resume_from=claim.resume_from,
         on_progress=on_progress,
         should_stop=self._preemption,
         **self._probe(bar),

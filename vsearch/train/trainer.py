@@ -356,6 +356,7 @@ def train_and_evaluate(
   config: TrainConfig,
   checkpoint_dir: Optional[str] = None,
   checkpoint_every: int = 0,
+  resume_from: Optional[str] = None,
   on_progress: Callable[[int, float], None] | None = None,
   probe_step: int = 0,
   on_probe: Callable[[int, dict[str, Any]], None] | None = None,
@@ -377,6 +378,8 @@ def train_and_evaluate(
       training starts from step 0.
     checkpoint_every: steps between checkpoints (saved when a multiple is
       crossed, at the end of a ``steps_per_call`` call); 0 saves none.
+    resume_from: a folder to resume from when ``checkpoint_dir`` holds no
+      checkpoint (the one an earlier claim of the child saved into).
     on_progress: called after each call with (steps done, mean loss); it may
       raise to abandon the training.
     probe_step: validate once when this step is crossed (before the last
@@ -396,7 +399,9 @@ def train_and_evaluate(
   make = lambda: Trainer(strategy, model_fn, config)
   trainer, start_step, save = make(), 0, None
   if checkpoint_dir:
-    trainer, start_step, save = checkpoints.restore(make, trainer, checkpoint_dir, config.steps)
+    trainer, start_step, save = checkpoints.restore(
+      make, trainer, checkpoint_dir, config.steps, resume_from
+    )
   built = time.perf_counter()
 
   last, saved = [start_step], [start_step]
