@@ -185,6 +185,9 @@ def main():
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--runs", type=int, default=10)
+  parser.add_argument(
+    "--num_fit_genomes", type=int, default=8, help="whole genomes (seed + 1) that fit the table"
+  )
   args = parser.parse_args()
   results = []
   for suite in args.suites.split(","):
@@ -200,6 +203,7 @@ def main():
           args.out,
           args.rounds,
           args.runs,
+          args.num_fit_genomes,
         )
       )
     elif suite == "real":
@@ -214,6 +218,7 @@ def main():
           args.out,
           args.rounds,
           args.runs,
+          args.num_fit_genomes,
         )
       )
     elif suite == "zoo":
