@@ -2,7 +2,7 @@ r"""Predicted (latency table) against measured latency of whole TVNs.
 
 For each suite, random genomes are drawn from a search space (seeded); a
 table covering their stages is prepared (``vsearch.methods.tvn.latency_table.prepare``,
-int8, plus 8 fit genomes for the fixed cost), the validation genomes are
+int8, plus 8 fit genomes for the fixed cost and scale), the validation genomes are
 converted whole into the same folder, and the standalone device script
 (``profile_tflite.py``, a TensorFlow-free subprocess) times the table entries
 and the whole models in one run, rounds interleaved, so load on a shared
@@ -140,6 +140,7 @@ def run_suite(
     "seed": seed,
     "num_entries": len(table._data["entries"]),
     "fixed_ms": table.fixed_ms("int8"),
+    "scale": table.calibration("int8")[1],
     "null_ms": table._data["timings"]["int8"]["entries"]["null"]["median_ms"],
     "device": table.device,
     "settings": table.settings,
@@ -148,6 +149,8 @@ def run_suite(
     "load_average_before": load_before,
     "load_average_after": load_average(),
     "table_sha256": table.sha256,
+    # Files LiteRT could not run on this machine (not timed, not in the rows).
+    "failed": table._data.get("failed", {}),
     "random": summarize(random_rows),
     "zoo": summarize(zoo_rows),
     "rows": rows,

@@ -39,7 +39,7 @@ flags.DEFINE_list("zoo", [], "Cover these zoo genomes only, e.g. tvn1,tvn2.")
 flags.DEFINE_multi_string("genome", [], "Cover this JSON genome file only (repeatable).")
 flags.DEFINE_integer("num_sampled", 0, "Cover this many genomes sampled from the space only.")
 flags.DEFINE_integer(
-  "num_fit_genomes", 8, "Whole genomes of the space the fixed cost is fitted on."
+  "num_fit_genomes", 8, "Whole genomes of the space the fixed cost and scale are fitted on."
 )
 flags.DEFINE_integer("seed", 0, "Seed of the sampled and fit genomes.")
 flags.DEFINE_integer("max_entries", 20000, "Refuse to prepare more stage files than this.")

@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from vsearch import configurables  # noqa: F401  (registers every gin configurable)
+from vsearch.deploy import profile_tflite
 from vsearch.errors import MissingEntryError, UserError
 from vsearch.methods import tvn
 from vsearch.methods.tvn import latency_table
@@ -151,21 +153,63 @@ def test_predictor_reproduces_a_hand_made_table(tmp_path):
     {s.key() for g in (fit, target) for s in genome_stages(g, CLASSES) if latency_table.is_timed(s)}
   )
   medians = {k: 0.01 + 0.1 * (i + 1) for i, k in enumerate(keys)}
-  table = _hand_made_table(tmp_path / "t.json", {"fit000": fit}, medians, "fit000", fit_ms=7.0)
 
   def summed(genome):  # Each stage less the 0.01 ms invoke overhead.
     return sum(
       medians[s.key()] - 0.01 for s in genome_stages(genome, CLASSES) if latency_table.is_timed(s)
     )
 
-  fixed = 7.0 - summed(fit)
+  fit_ms = summed(fit) + 2.5
+  table = _hand_made_table(tmp_path / "t.json", {"fit000": fit}, medians, "fit000", fit_ms)
   predicted = table.predict(target, "int8")
-  assert predicted.fixed_ms == pytest.approx(fixed)
-  assert predicted.latency_ms == pytest.approx(fixed + summed(target))
-  assert table.predict(fit, "int8").latency_ms == pytest.approx(7.0)
+  # One fit genome: no scale, the fixed cost is what its stages leave out.
+  assert predicted.fixed_ms == pytest.approx(2.5) and predicted.scale == 1.0
+  assert predicted.latency_ms == pytest.approx(2.5 + summed(target))
+  assert table.predict(fit, "int8").latency_ms == pytest.approx(fit_ms)
+  # A whole model faster than its stages: the fixed cost stays the invoke overhead.
+  faster = _hand_made_table(tmp_path / "f.json", {"fit000": fit}, medians, "fit000", 1.0)
+  assert faster.fixed_ms("int8") == pytest.approx(0.01)
   # hswish ends block 1's repeats: timed. ReLU ends block 0's: fused.
   ops = [s.op for s in genome_stages(target, CLASSES) if latency_table.is_timed(s)]
   assert predicted.num_stages == len(ops) and ops.count("activation") == 2
+
+
+@pytest.mark.parametrize("fixed,scale", [(0.5, 0.9), (0.0, 0.8)])
+def test_a_whole_model_is_fitted_as_a_fixed_cost_plus_a_scale_of_its_stages(tmp_path, fixed, scale):
+  """Whole models that run at a fraction of their stages timed alone (as on a
+  CPU whose cache holds their activations) are predicted at that fraction:
+  one additive fixed cost would miss the small ones by far."""
+  genomes = {f"fit{i:03d}": _genome(filters_1=f) for i, f in enumerate((8, 16, 24, 32, 48))}
+  target = _genome(filters_1=64)
+  keys = sorted(
+    {
+      s.key()
+      for g in (*genomes.values(), target)
+      for s in genome_stages(g, CLASSES)
+      if latency_table.is_timed(s)
+    }
+  )
+  medians = {k: 0.01 + 0.1 * (i + 1) for i, k in enumerate(keys)}
+
+  def summed(genome):
+    return sum(
+      medians[s.key()] - 0.01 for s in genome_stages(genome, CLASSES) if latency_table.is_timed(s)
+    )
+
+  _hand_made_table(tmp_path / "t.json", {**genomes, "target": target}, medians, "", 0.0)
+  data = json.loads((tmp_path / "t.json").read_text())
+  del data["timings"]["int8"]["genomes"][""]
+  for name, genome in genomes.items():
+    data["genomes"][name]["fit"] = True
+    data["timings"]["int8"]["genomes"][name] = {"median_ms": fixed + scale * summed(genome)}
+  (tmp_path / "t.json").write_text(json.dumps(data))
+  table = latency_table.LatencyTable(str(tmp_path / "t.json"))
+  assert table.calibration("int8") == pytest.approx((fixed, scale), abs=1e-9)
+  predicted = table.predict(target, "int8")
+  assert predicted.scale == pytest.approx(scale) and predicted.stages_ms == pytest.approx(
+    summed(target)
+  )
+  assert predicted.latency_ms == pytest.approx(fixed + scale * summed(target))
 
 
 def test_a_missing_entry_names_the_block_and_shape(tmp_path):
@@ -245,6 +289,24 @@ def test_device_script_times_every_file_without_tensorflow(profiled):
     "rounds": 2,
   }
   assert table["device"]["litert"] and table["device"]["cpu_count"] >= 1
+
+
+def test_a_file_litert_cannot_run_is_named_and_the_rest_are_timed(profiled, tmp_path):
+  manifest, path = profiled
+  folder = tmp_path / "table"
+  shutil.copytree(path.parent, folder)
+  broken = folder / manifest["files"]["int8"]["genomes"]["fit001"]
+  broken.write_bytes(b"not a flatbuffer" * 8)
+  lines = []
+  table = profile_tflite.profile(str(folder), warmup=1, runs=1, rounds=2, log=lines.append)
+  [message] = table["failed"]["int8"]["genomes"].values()
+  assert list(table["failed"]["int8"]["genomes"]) == ["fit001"] and message
+  assert set(table["timings"]["int8"]["genomes"]) == {"fit000"}
+  assert set(table["timings"]["int8"]["entries"]) == set(manifest["entries"])
+  assert sum("cannot run" in line and "fit001" in line for line in lines) == 1  # tried once
+  (folder / latency_table.TABLE).write_text(json.dumps(table))
+  loaded = latency_table.LatencyTable(str(folder / latency_table.TABLE))
+  assert set(loaded.measured_genomes("int8")) == {"fit000"}
 
 
 def _calibration(genome):

@@ -191,7 +191,9 @@ def profile(
   Each round loads every model once, warms it up and times ``runs`` invokes;
   the rounds go through the files in turn, so a burst of load on the device
   touches every entry a little instead of a few entries a lot. An entry's
-  median is over all its ``rounds * runs`` samples.
+  median is over all its ``rounds * runs`` samples. A file LiteRT cannot
+  prepare or run (XNNPACK refuses some degenerate shapes) is named in the
+  table's ``failed`` with LiteRT's message instead of timed; the rest go on.
   """
   with open(os.path.join(directory, MANIFEST), encoding="utf-8") as f:
     manifest = json.load(f)
@@ -201,16 +203,29 @@ def profile(
       for key, relative in item.items():
         files[(fmt, name, key)] = os.path.join(directory, relative)
   samples = {ident: [] for ident in files}
-  partitions = {}
+  partitions, failed = {}, {}
   start = time.monotonic()
   for r in range(rounds):
     for ident, path in files.items():
-      interpreter = make_interpreter(path, threads, use_xnnpack)
-      fill_inputs(interpreter)
-      samples[ident].extend(time_invokes(interpreter, warmup, runs))
+      if ident in failed:
+        continue
+      try:
+        interpreter = make_interpreter(path, threads, use_xnnpack)
+        fill_inputs(interpreter)
+        samples[ident].extend(time_invokes(interpreter, warmup, runs))
+      except (RuntimeError, ValueError, BadRequest) as e:
+        failed[ident] = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log(
+          f"cannot run {os.path.relpath(path, directory)} ({ident[1]} {ident[2]}): {failed[ident]}"
+        )
+        continue
       partitions[ident] = delegate_partitions(interpreter)
     log(f"round {r + 1}/{rounds}: {len(files)} files, {time.monotonic() - start:.0f} s")
   timings: dict = {}
+  not_run: dict = {}  # format -> 'entries' / 'genomes' -> key -> LiteRT's message
+  for (fmt, name, key), message in failed.items():
+    samples.pop((fmt, name, key))
+    not_run.setdefault(fmt, {}).setdefault(name, {})[key] = message
   for (fmt, name, key), values in samples.items():
     entry = _stats(values)
     entry["delegate_partitions"] = partitions[(fmt, name, key)]
@@ -230,6 +245,7 @@ def profile(
     "entries": manifest["entries"],
     "genomes": manifest["genomes"],
     "timings": timings,
+    "failed": not_run,
     "profile_s": round(time.monotonic() - start, 1),
   }
 

@@ -12,20 +12,23 @@ is profiled once and whole models are predicted from the profile:
    ``manifest.json`` and a copy of ``vsearch/profile_tflite.py``.
 2. ``profile_tflite.py DIR`` (device: LiteRT and numpy only) times every file
    and writes ``latency_table.json``.
-3. ``LatencyTable.predict`` (host): the sum over the model's stages of each
-   stage's latency less the invoke overhead of an almost empty model, plus a
-   fixed cost fitted on the whole genomes (median of measured minus summed).
-   ``RuntimeGate(latency_source='table')`` scores candidates with it.
+3. ``LatencyTable.predict`` (host): fixed + scale × Σ(each stage's latency
+   less the invoke overhead of an almost empty model). The fixed cost and
+   the scale are fitted on the whole genomes by least squares of the
+   relative error (``calibration``). ``RuntimeGate(latency_source='table')``
+   scores candidates with it.
 
 A ReLU that ends a repeat is not timed: TFLite fuses it into the op before.
 
-What limits the prediction: ops run alone lose what the converter and
-XNNPACK share between neighbours (fusions, packed layouts, caches that stay
-warm), and the smallest stages take a few microseconds, close to the invoke
-overhead that is subtracted from each. Smoke-sized models are predicted
-within a few percent; real-scale ones (megabyte activations) run about 40 %
-slower whole than their stages alone, which one fixed cost cannot absorb
-(benchmarks/README.md).
+Why a scale: ops run alone keep their inputs in cache and lose what the
+converter and XNNPACK share between neighbours (fusions, packed layouts), so
+a whole model runs at a near-constant fraction of its stages' sum, and that
+fraction differs between CPUs: about 1.3 on a 2-core AVX2 EPYC with megabyte
+activations, about 0.92 on a Xeon with a 105 MiB L3 (benchmarks/README.md).
+One additive fixed cost cannot stand for a factor: fitted on large models it
+turned small ones negative. The smallest stages take a few microseconds,
+close to the invoke overhead subtracted from each, which bounds the accuracy
+for the tiniest models.
 """
 
 import dataclasses
@@ -51,6 +54,8 @@ TABLE = profile_tflite.TABLE
 # The smallest stage: its latency is the invoke overhead every entry carries.
 NULL_KEY = "null"
 NULL_STAGE = Stage("add", frames=1, size=1, channels=8, name="null")
+# Fit genomes needed to fit a scale as well as a fixed cost (``calibration``).
+MIN_SCALE_FIT = 4
 
 # Block fields and the search-space attribute holding their choices.
 _FIELD_CHOICES = (
@@ -331,14 +336,18 @@ class Prediction:
   Attributes:
     latency_ms: the prediction.
     fixed_ms: the fitted fixed cost in it.
-    stages_ms: the summed stage costs in it (each less the overhead).
+    stages_ms: the summed stage costs (each less the overhead), before
+      ``scale``.
     num_stages: the timed stages summed.
+    scale: how much faster (below 1) or slower a whole model runs than its
+      stages timed alone, fitted on the table's fit genomes.
   """
 
   latency_ms: float
   fixed_ms: float
   stages_ms: float
   num_stages: int
+  scale: float = 1.0
 
 
 class LatencyTable:
@@ -381,7 +390,7 @@ class LatencyTable:
     self.settings = data["settings"]
     self.num_classes = data["space"]["num_classes"]
     self._data = data
-    self._fixed: dict[str, float] = {}
+    self._calibration: dict[str, tuple[float, float]] = {}
 
   @property
   def formats(self) -> list[str]:
@@ -402,24 +411,36 @@ class LatencyTable:
       return None
     return max(entries[key]["median_ms"] - entries[NULL_KEY]["median_ms"], 0.0)
 
-  def fixed_ms(self, fmt: str) -> float:
-    """The fitted fixed cost: median over the fit genomes of measured − sum.
+  def calibration(self, fmt: str) -> tuple[float, float]:
+    """(fixed ms, scale): a whole model takes fixed + scale × its summed stages.
 
-    Without fit genomes it is the invoke overhead alone.
+    Fitted on the table's fit genomes by least squares of the relative
+    error, both terms non-negative, so a 2 ms and a 900 ms genome weigh
+    alike. With fewer than ``MIN_SCALE_FIT`` fit genomes the scale is 1 and
+    the fixed cost the median of measured − summed (at least the invoke
+    overhead); without any, the invoke overhead alone.
     """
-    if fmt not in self._fixed:
+    if fmt not in self._calibration:
       timings = self._timings(fmt)
-      residuals = []
+      null = timings["entries"][NULL_KEY]["median_ms"]
+      points = []  # (summed stages, measured)
       for name, item in self._data["genomes"].items():
         if not item["fit"]:
           continue
         costs = [self.entry_ms(k, fmt) for k in item["stages"]]
         if name in timings["genomes"] and None not in costs:
-          residuals.append(timings["genomes"][name]["median_ms"] - sum(costs))
-      self._fixed[fmt] = (
-        statistics.median(residuals) if residuals else timings["entries"][NULL_KEY]["median_ms"]
-      )
-    return self._fixed[fmt]
+          points.append((sum(costs), timings["genomes"][name]["median_ms"]))
+      if len(points) >= MIN_SCALE_FIT:
+        self._calibration[fmt] = _fit_fixed_and_scale(points)
+      elif points:
+        self._calibration[fmt] = (max(statistics.median(m - s for s, m in points), null), 1.0)
+      else:
+        self._calibration[fmt] = (null, 1.0)
+    return self._calibration[fmt]
+
+  def fixed_ms(self, fmt: str) -> float:
+    """The fitted fixed cost (see ``calibration``)."""
+    return self.calibration(fmt)[0]
 
   def measured_genomes(self, fmt: str) -> dict[str, tuple[Genome, float]]:
     """The whole genomes timed with the table: name -> (genome, median ms)."""
@@ -459,6 +480,14 @@ class LatencyTable:
       if not is_timed(stage):
         continue
       cost = self.entry_ms(stage.key(), fmt)
+      failed = self._data.get("failed", {}).get(fmt, {}).get("entries", {}).get(stage.key())
+      if cost is None and failed:
+        raise MissingEntryError(
+          f"Latency table {self.sha256[:12]} ({self.path}): the device could not run "
+          f"the {fmt} entry for {where(stage)}, {stage.describe()}: {failed}. Bind "
+          "RuntimeGate.table_missing = 'measure' to time such candidates on this "
+          "machine, or narrow the search space."
+        )
       if cost is None:
         raise MissingEntryError(
           f"Latency table {self.sha256[:12]} ({self.path}) has no {fmt} "
@@ -470,8 +499,14 @@ class LatencyTable:
         )
       total += cost
       count += 1
-    fixed = self.fixed_ms(fmt)
-    return Prediction(latency_ms=fixed + total, fixed_ms=fixed, stages_ms=total, num_stages=count)
+    fixed, scale = self.calibration(fmt)
+    return Prediction(
+      latency_ms=fixed + scale * total,
+      fixed_ms=fixed,
+      stages_ms=total,
+      num_stages=count,
+      scale=scale,
+    )
 
   def describe(self) -> dict[str, Any]:
     """What a record cites: the table's hash, path, device and settings."""
@@ -481,6 +516,24 @@ class LatencyTable:
       "device": self.device,
       "settings": self.settings,
     }
+
+
+def _fit_fixed_and_scale(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+  """Non-negative (fixed, scale) minimising Σ((fixed + scale·s − m) / m)²
+  over (summed stages s, measured m) points."""
+  summed = np.array([s for s, _ in points], np.float64)
+  measured = np.array([m for _, m in points], np.float64)
+  # Divided through by m: rows [1/m, s/m] against a target of ones.
+  design = np.stack([1.0 / measured, summed / measured], axis=1)
+  ones = np.ones(len(points))
+  (fixed, scale), *_ = np.linalg.lstsq(design, ones, rcond=None)
+  if fixed >= 0 and scale >= 0:
+    return float(fixed), float(scale)
+  # The best fit with one term at zero (the boundary of the feasible set).
+  only_scale = (0.0, float(design[:, 1] @ ones / (design[:, 1] @ design[:, 1])))
+  only_fixed = (float(design[:, 0] @ ones / (design[:, 0] @ design[:, 0])), 0.0)
+  cost = lambda c: float(np.sum((design @ np.array(c) - ones) ** 2))
+  return min(only_scale, only_fixed, key=cost)
 
 
 _LOADED: dict[tuple[str, float], LatencyTable] = {}
