@@ -15,7 +15,7 @@ from vsearch import configurables  # noqa: F401  (registers every gin configurab
 from vsearch.deploy import profile_tflite
 from vsearch.errors import MissingEntryError, UserError
 from vsearch.methods import tvn
-from vsearch.methods.tvn import latency_table
+from vsearch.methods.tvn import latency_table, space_stages
 from vsearch.methods.tvn.model import genome_stages
 from vsearch.search import runtime_gate
 from vsearch.search.runner import Search
@@ -64,7 +64,7 @@ CLASSES = 4
 
 
 def test_a_tiny_space_counts_exactly():
-  stages = latency_table.enumerate_space(tvn.TvnSearchSpace(**TINY), CLASSES)
+  stages = space_stages.enumerate_space(tvn.TvnSearchSpace(**TINY), CLASSES)
   # Per expansion e in {1, 2}: the 1x1 conv 3 -> 8e, its residual's 1x1
   # shortcut and ADD, the head on 8e channels. The closing ReLU is fused.
   assert sorted(s.op for s in stages.values()) == sorted(["expand", "shortcut", "add", "head"] * 2)
@@ -87,13 +87,13 @@ def test_enumeration_equals_the_stages_of_every_genome_of_a_space():
       "temporal_strides": (2,),
     }
   )
-  blocks = latency_table._block_configs(space)
+  blocks = space_stages._block_configs(space)
   every_genome = [
     tvn.Genome(8, 2, 1, chain) for n in (1, 2) for chain in itertools.product(blocks, repeat=n)
   ]
   assert len(every_genome) == len(blocks) + len(blocks) ** 2 > 1000
-  assert set(latency_table.enumerate_space(space, CLASSES)) == set(
-    latency_table.genome_entries(every_genome, CLASSES)
+  assert set(space_stages.enumerate_space(space, CLASSES)) == set(
+    space_stages.genome_entries(every_genome, CLASSES)
   )
 
 
