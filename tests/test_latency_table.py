@@ -295,18 +295,24 @@ def test_a_file_litert_cannot_run_is_named_and_the_rest_are_timed(profiled, tmp_
   manifest, path = profiled
   folder = tmp_path / "table"
   shutil.copytree(path.parent, folder)
-  broken = folder / manifest["files"]["int8"]["genomes"]["fit001"]
-  broken.write_bytes(b"not a flatbuffer" * 8)
+  files = manifest["files"]["int8"]
+  fit = tvn.Genome.from_dict(manifest["genomes"]["fit000"]["genome"])
+  stage = next(s for s in genome_stages(fit, CLASSES) if latency_table.is_timed(s))
+  for relative in (files["genomes"]["fit001"], files["entries"][stage.key()]):
+    (folder / relative).write_bytes(b"not a flatbuffer" * 8)
   lines = []
   table = profile_tflite.profile(str(folder), warmup=1, runs=1, rounds=2, log=lines.append)
   [message] = table["failed"]["int8"]["genomes"].values()
   assert list(table["failed"]["int8"]["genomes"]) == ["fit001"] and message
+  assert list(table["failed"]["int8"]["entries"]) == [stage.key()]
   assert set(table["timings"]["int8"]["genomes"]) == {"fit000"}
-  assert set(table["timings"]["int8"]["entries"]) == set(manifest["entries"])
+  assert set(table["timings"]["int8"]["entries"]) == set(manifest["entries"]) - {stage.key()}
   assert sum("cannot run" in line and "fit001" in line for line in lines) == 1  # tried once
   (folder / latency_table.TABLE).write_text(json.dumps(table))
   loaded = latency_table.LatencyTable(str(folder / latency_table.TABLE))
   assert set(loaded.measured_genomes("int8")) == {"fit000"}
+  with pytest.raises(MissingEntryError, match="the device could not run"):
+    loaded.predict(fit, "int8")
 
 
 def _calibration(genome):

@@ -379,16 +379,17 @@ class LatencyTable:
     for stage in genome_stages(genome, self.num_classes):
       if not is_timed(stage):
         continue
-      cost = self.entry_ms(stage.key(), fmt)
-      failed = self._data.get("failed", {}).get(fmt, {}).get("entries", {}).get(stage.key())
-      if cost is None and failed:
-        raise MissingEntryError(
-          f"Latency table {self.sha256[:12]} ({self.path}): the device could not run "
-          f"the {fmt} entry for {where(stage)}, {stage.describe()}: {failed}. Bind "
-          "RuntimeGate.table_missing = 'measure' to time such candidates on this "
-          "machine, or narrow the search space."
-        )
+      key = stage.key()
+      cost = self.entry_ms(key, fmt)
       if cost is None:
+        failed = self._data.get("failed", {}).get(fmt, {}).get("entries", {}).get(key)
+        if failed:
+          raise MissingEntryError(
+            f"Latency table {self.sha256[:12]} ({self.path}): the device could not run "
+            f"the {fmt} entry for {where(stage)}, {stage.describe()}: {failed}. Bind "
+            "RuntimeGate.table_missing = 'measure' to time such candidates on this "
+            "machine, or narrow the search space."
+          )
         raise MissingEntryError(
           f"Latency table {self.sha256[:12]} ({self.path}) has no {fmt} "
           f"entry for {where(stage)}: {stage.describe()}. Prepare a table "
