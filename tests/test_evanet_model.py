@@ -171,31 +171,6 @@ def test_itgm_profiles_are_normalised_cauchy_mixtures():
   np.testing.assert_array_equal(curves.argmax(axis=1), np.round(centers))
 
 
-def test_itgm_exports_as_a_space_time_conv_with_identical_outputs():
-  tf.keras.backend.clear_session()
-  branch = evanet.Branch("conv", conv_type="itgm", time=5)
-  stage = evanet.Stage(repeats=2, filters=8, branches=(branch,))
-  genome = evanet.Genome("itgm", 3, 1, 1, 1, (stage,) * 4, stem_filters=8)
-  model = evanet.build_model(genome, CLASSES, (8, 32, 32, 3))
-  rng = np.random.default_rng(0)
-  # Move the temporal parameters off their initial values.
-  for layer in model.layers:
-    if isinstance(layer, itgm.ITGMConv3D) and layer.has_mixture:
-      layer.raw_centers.assign(rng.normal(size=4))
-      layer.mixing_logits.assign(rng.normal(size=layer.mixing_logits.shape))
-  exported = itgm.synthesize_itgm(model)
-  assert not any(isinstance(layer, itgm.ITGMConv3D) for layer in exported.layers)
-  convs = lambda m: sum(isinstance(layer, conv3d.SpaceTimeConv3D) for layer in m.layers)
-  assert convs(exported) > convs(model)
-  assert not any(isinstance(layer, tf.keras.layers.Conv3D) for layer in exported.layers)
-  clip = rng.uniform(-1, 1, size=(2, 8, 32, 32, 3)).astype(np.float32)
-  np.testing.assert_allclose(
-    exported(clip, training=False), model(clip, training=False), rtol=1e-4, atol=1e-5
-  )
-  stem = exported.get_layer("stem")
-  assert stem.kernel.shape == (3, 7, 7, 3, 8)
-
-
 def test_flow_finds_the_direction_of_a_shift():
   rng = np.random.default_rng(0)
   x = np.linspace(0, 4 * np.pi, 40)

@@ -59,10 +59,11 @@ from vsearch import quiet
 from vsearch.deploy.calibration import (  # noqa: F401  (part of this module's API)
   DEFAULT_CALIBRATION_CLIPS,
   Clips,
+  calibration_samples,
   representative_clips,
 )
 from vsearch.errors import CandidateError, UserError
-from vsearch.nn import cost
+from vsearch.nn import cost, export_form
 
 INT8 = "int8"
 FLOAT = "float"
@@ -275,18 +276,21 @@ def to_tflite(
     model: a Keras model, trained or not, of one input (clips [B, T, H, W,
       3]) or of several named inputs ('clips', 'flow', 'objects'); the
       TFLite model then has one input per Keras input, named after it in its
-      ``serving_default`` signature (its input order may differ).
+      ``serving_default`` signature (its input order may differ). Converted
+      in its export form (``vsearch.nn.export_form``).
     format: 'int8' (full-integer, int8 input and output) or 'float'.
     calibration: clips for the int8 calibration, as ``representative_clips``
-      takes them (dicts keyed by input name for a model of several inputs);
-      required for 'int8', ignored for 'float'.
+      takes them (dicts keyed by input name for a model of several inputs),
+      streamed one at a time by ``calibration_samples`` (a dataset of batches
+      of 1 keeps one clip in memory); required for 'int8', ignored for
+      'float'.
     num_calibration_clips: how many clips calibrate. Latency does not depend
       on them, accuracy does.
     quiet: keep the converter's logs off the console.
     float_layers: names of layers an int8 model keeps in float (float
       islands); None: the model's ``float_island_layers``. Ignored for
       'float'.
-    frozen: ``cost.frozen_function(model)`` when the caller has it already
+    frozen: ``cost.frozen_function(export_form.export_form(model))`` when the caller has it already
       (freezing a large model takes longer than converting it, so a caller
       converting to both formats freezes once).
 
@@ -301,6 +305,7 @@ def to_tflite(
   """
   if format not in FORMATS:
     raise UserError(f"TFLite format must be one of {FORMATS}, got {format!r}")
+  model = export_form.export_form(model)  # Same names, so float islands are found.
   frozen = frozen if frozen is not None else cost.frozen_function(model)
   # The frozen function holds no variables, so an empty module is enough to
   # take the current (saved-model) conversion path.
@@ -309,20 +314,18 @@ def to_tflite(
     if calibration is None:
       raise UserError("int8 conversion needs calibration clips.")
     shapes = cost.input_shapes(model)
-    clips = representative_clips(
+    # Streamed: one dataset batch in memory at a time (a published
+    # AssembleNet++ clip is 1 GB), checked before the converter starts.
+    samples = calibration_samples(
       calibration, shapes if len(shapes) > 1 else next(iter(shapes.values())), num_calibration_clips
     )
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if isinstance(clips, dict):
-      # A list sample would go to the TFLite inputs in the converted model's
-      # order, which need not be the Keras order; a dict goes by the names of
-      # the serving_default signature, which are the Keras input names.
-      count = len(next(iter(clips.values())))
-      converter.representative_dataset = lambda: (
-        {name: value[i][None] for name, value in clips.items()} for i in range(count)
-      )
-    else:
-      converter.representative_dataset = lambda: ([clip[None]] for clip in clips)
+    # A list sample would go to the TFLite inputs in the converted model's
+    # order, which need not be the Keras order; a dict goes by the names of
+    # the serving_default signature, which are the Keras input names.
+    converter.representative_dataset = lambda: (
+      clip if isinstance(clip, dict) else [clip] for clip in samples()
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8

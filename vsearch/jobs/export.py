@@ -28,6 +28,9 @@ from vsearch.train import full_training
 
 # The gin config a search or a training run writes into its workdir.
 CONFIG_FILE = "config.gin"
+# Training clips shuffled before calibration (uint8 clips, before flow and
+# object maps are made).
+CALIBRATION_SHUFFLE = 16
 
 
 def source_config(workdir: Optional[str] = None, candidate: Optional[str] = None) -> list[str]:
@@ -98,7 +101,11 @@ def run(
     full_training.load_weights(model, workdir)
   spec = source.method.clip_spec(source.genome)
   clips_lib.check_inputs(spec, dataset.object_classes)
-  calibration = clips_lib.make_clips(dataset.train, spec, batch_size=16, training=True)
+  # Single clips and a small shuffle buffer: the converter streams them, so
+  # memory holds a few clips (a published AssembleNet++ clip is 1 GB), not 16.
+  calibration = clips_lib.make_clips(
+    dataset.train, spec, batch_size=1, training=True, shuffle_buffer=CALIBRATION_SHUFFLE
+  )
   validation = clips_lib.make_clips(dataset.validation, spec, batch_size=32, training=False)
   print(
     f"Exporting {source.description} ({'trained' if workdir else 'untrained'}, "

@@ -25,9 +25,21 @@ pool's output.
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from vsearch.nn import layers
+
+
+def stack_kernel(kernel):
+  """A (L, k_h, k_w, C_in, C_out) kernel as the (k_h, k_w, L·C_in, C_out) one ``conv2d`` takes.
+
+  Works on tensors and numpy arrays alike.
+  """
+  length, k_h, k_w, c_in, c_out = kernel.shape
+  if isinstance(kernel, np.ndarray):
+    return kernel.transpose(1, 2, 0, 3, 4).reshape(k_h, k_w, length * c_in, c_out)
+  return tf.reshape(tf.transpose(kernel, (1, 2, 0, 3, 4)), (k_h, k_w, length * c_in, c_out))
 
 
 def conv3d(inputs: tf.Tensor, kernel: tf.Tensor, strides: Sequence[int] = (1, 1, 1)) -> tf.Tensor:
@@ -41,7 +53,14 @@ def conv3d(inputs: tf.Tensor, kernel: tf.Tensor, strides: Sequence[int] = (1, 1,
   Returns:
     (B, ceil(T / t), ceil(H / h), ceil(W / w), C_out).
   """
-  length, k_h, k_w, c_in, c_out = kernel.shape
+  return stacked_conv3d(inputs, stack_kernel(kernel), int(kernel.shape[0]), strides)
+
+
+def stacked_conv3d(
+  inputs: tf.Tensor, kernel: tf.Tensor, length: int, strides: Sequence[int] = (1, 1, 1)
+) -> tf.Tensor:
+  """``conv3d`` of a kernel already stacked by ``stack_kernel``: (k_h, k_w, L·C_in, C_out)."""
+  c_out = kernel.shape[-1]
   t_stride, h_stride, w_stride = strides
   frames = inputs.shape[1]
   out_frames = math.ceil(frames / t_stride)
@@ -52,10 +71,9 @@ def conv3d(inputs: tf.Tensor, kernel: tf.Tensor, strides: Sequence[int] = (1, 1,
   taps = [inputs[:, tap : tap + span : t_stride] for tap in range(length)]
   stacked = taps[0] if length == 1 else tf.concat(taps, axis=-1)
   _, _, height, width, channels = stacked.shape
-  flat_kernel = tf.reshape(tf.transpose(kernel, (1, 2, 0, 3, 4)), (k_h, k_w, length * c_in, c_out))
   y = tf.nn.conv2d(
     tf.reshape(stacked, (-1, height, width, channels)),
-    flat_kernel,
+    kernel,
     (1, h_stride, w_stride, 1),
     "SAME",
   )
@@ -70,25 +88,42 @@ class SpaceTimeConv3D(tf.keras.layers.Layer):
     filters: output channels.
     kernel_size: (L, k_h, k_w), or one int for all three.
     strides: (t, h, w).
+    stacked: hold the kernel as ``stack_kernel`` makes it, (k_h, k_w,
+      L·C_in, C_out), instead of (L, k_h, k_w, C_in, C_out): the form the
+      layer takes for export (``export_layer``), where the kernel goes into
+      the 2-D conv as it is stored. The converter folds the stacking of a
+      5-D kernel into a constant only below a size limit; above it (EvaNet-A's
+      11-tap iTGM of 1408 stacked channels, 13 MB) the quantizer took the
+      stacked kernel for an activation, asymmetric, and LiteRT's int8 conv
+      refused it.
   """
 
-  def __init__(self, filters: int, kernel_size, strides=(1, 1, 1), **kwargs):
+  def __init__(self, filters: int, kernel_size, strides=(1, 1, 1), stacked=False, **kwargs):
     super().__init__(**kwargs)
     self.filters = int(filters)
     if isinstance(kernel_size, int):
       kernel_size = (kernel_size,) * 3
     self.kernel_size = tuple(int(k) for k in kernel_size)
     self.strides = tuple(int(s) for s in strides)
+    self.stacked = bool(stacked)
 
   def build(self, input_shape):
+    length, k_h, k_w = self.kernel_size
+    channels_in = int(input_shape[-1])
+    shape = (
+      (k_h, k_w, length * channels_in, self.filters)
+      if self.stacked
+      else (*self.kernel_size, channels_in, self.filters)
+    )
     self.kernel = self.add_weight(
-      name="kernel",
-      shape=(*self.kernel_size, int(input_shape[-1]), self.filters),
-      initializer=tf.keras.initializers.HeNormal(),
+      name="kernel", shape=shape, initializer=tf.keras.initializers.HeNormal()
     )
 
   def call(self, inputs):
-    return conv3d(inputs, tf.cast(self.kernel, inputs.dtype), self.strides)
+    kernel = tf.cast(self.kernel, inputs.dtype)
+    if self.stacked:
+      return stacked_conv3d(inputs, kernel, self.kernel_size[0], self.strides)
+    return conv3d(inputs, kernel, self.strides)
 
   def compute_output_shape(self, input_shape):
     sizes = [
@@ -102,7 +137,24 @@ class SpaceTimeConv3D(tf.keras.layers.Layer):
       "filters": self.filters,
       "kernel_size": list(self.kernel_size),
       "strides": list(self.strides),
+      "stacked": self.stacked,
     }
+
+  def export_layer(self) -> "SpaceTimeConv3D":
+    """An unbuilt stacked copy with this layer's name (``vsearch.nn.export_form``)."""
+    return stacked_copy(self)
+
+  def export_weights(self) -> list[np.ndarray]:
+    """The weights of ``export_layer``'s layer."""
+    kernel = self.kernel.numpy()
+    return [kernel if self.stacked else stack_kernel(kernel)]
+
+
+def stacked_copy(layer) -> SpaceTimeConv3D:
+  """An unbuilt stacked ``SpaceTimeConv3D`` with ``layer``'s name, filters, kernel size and strides."""
+  return SpaceTimeConv3D(
+    layer.filters, layer.kernel_size, layer.strides, stacked=True, name=layer.name
+  )
 
 
 def max_pool3d(x, pool_size, strides, *, name: str):

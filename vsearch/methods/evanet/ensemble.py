@@ -43,7 +43,7 @@ from vsearch.deploy import export as export_lib
 from vsearch.deploy import latency as latency_lib
 from vsearch.errors import CandidateError, UserError
 from vsearch.methods.base import Genome, Method
-from vsearch.methods.evanet import itgm
+from vsearch.nn import export_form
 from vsearch.nn import flow as flow_lib
 from vsearch.record import Record
 from vsearch.train import trainer
@@ -91,13 +91,13 @@ def ensemble_model(members: Sequence[Member], input_shape) -> tf.keras.Model:
   """One model from RGB clips to the members' mean logits.
 
   Flow members read ``ClipFlow`` of the clips, computed once; iTGM layers
-  become the convs they synthesize (``itgm.synthesize_itgm``).
+  become the convs they synthesize (``vsearch.nn.export_form``).
   """
   clips = tf.keras.Input(shape=tuple(input_shape), name="clips")
   streams = {"rgb": clips}
   if any(m.stream == "flow" for m in members):
     streams["flow"] = flow_lib.ClipFlow(name="optical_flow")(clips)
-  logits = [itgm.synthesize_itgm(m.model)(streams[m.stream]) for m in members]
+  logits = [export_form.export_form(m.model)(streams[m.stream]) for m in members]
   mean = logits[0] if len(logits) == 1 else tf.keras.layers.Average(name="mean_logits")(logits)
   return tf.keras.Model(clips, mean, name="ensemble")
 

@@ -20,10 +20,10 @@ as in the public release, it then creates only the spatial kernel
 (k²·C_in·C_out parameters), no centres, widths or mixing logits it would
 not use.
 
-At export the kernel is synthesized once and the layer becomes a
-``SpaceTimeConv3D`` holding it, with identical outputs
-(``to_space_time_conv``, ``synthesize_itgm``), so converters and quantizers
-see an ordinary conv built from 2-D ops.
+At export the kernel is synthesized once and the layer becomes a stacked
+``SpaceTimeConv3D`` holding it, with identical outputs (``export_layer``,
+applied by ``vsearch.nn.export_form``), so converters and quantizers see an
+ordinary 2-D conv whose kernel is a constant, quantized as a weight.
 """
 
 import math
@@ -141,43 +141,10 @@ class ITGMConv3D(tf.keras.layers.Layer):
     )
     return config
 
-  def to_space_time_conv(self) -> conv3d_lib.SpaceTimeConv3D:
-    """A built ``SpaceTimeConv3D`` of the same name holding the synthesized kernel."""
-    kernel = self.kernel()
-    conv = _space_time_conv(self)
-    conv.build((None, None, None, None, int(kernel.shape[3])))
-    conv.set_weights([kernel.numpy()])
-    return conv
+  def export_layer(self) -> conv3d_lib.SpaceTimeConv3D:
+    """An unbuilt stacked ``SpaceTimeConv3D`` of the same name (``vsearch.nn.export_form``)."""
+    return conv3d_lib.stacked_copy(self)
 
-
-def _space_time_conv(layer: ITGMConv3D) -> conv3d_lib.SpaceTimeConv3D:
-  """An unbuilt ``SpaceTimeConv3D`` with ``layer``'s name, filters, kernel size and strides."""
-  return conv3d_lib.SpaceTimeConv3D(
-    layer.filters, layer.kernel_size, layer.strides, name=layer.name
-  )
-
-
-def synthesize_itgm(model: tf.keras.Model) -> tf.keras.Model:
-  """A copy of ``model`` with every iTGM layer replaced by its synthesized conv.
-
-  Each ``ITGMConv3D`` becomes a ``SpaceTimeConv3D`` of the same name holding
-  the kernel it synthesizes, so the copy computes the same function (up to
-  float rounding), holds the same weights everywhere else, and contains
-  only convs that convert to int8 TFLite as CONV_2D.
-  """
-  replaced = set()
-
-  def clone(layer):
-    if isinstance(layer, ITGMConv3D):
-      replaced.add(layer.name)
-      return _space_time_conv(layer)
-    return layer.__class__.from_config(layer.get_config())
-
-  copy = tf.keras.models.clone_model(model, clone_function=clone)
-  for layer in copy.layers:
-    original = model.get_layer(layer.name)
-    if layer.name in replaced:
-      layer.set_weights([original.kernel().numpy()])
-    else:
-      layer.set_weights(original.get_weights())
-  return copy
+  def export_weights(self) -> list:
+    """The synthesized kernel, stacked as ``export_layer``'s layer holds it."""
+    return [conv3d_lib.stack_kernel(self.kernel().numpy())]
