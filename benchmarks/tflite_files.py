@@ -39,9 +39,7 @@ def main():
   print("|---|---|---|---|")
   for path in args.files:
     rounds = ", ".join(f"{m:.3f}" for m in medians[path])
-    print(
-      f"| {path} | {statistics.median(medians[path]):.3f} | {rounds} | {fastest[path]:.3f} |"
-    )
+    print(f"| {path} | {statistics.median(medians[path]):.3f} | {rounds} | {fastest[path]:.3f} |")
 
 
 if __name__ == "__main__":

@@ -324,3 +324,95 @@ def test_configs_parse_and_give_valid_genomes(path):
   genome = method.sample(np.random.default_rng(0))
   child, _ = method.mutate(genome, np.random.default_rng(1))
   assert Genome.from_dict(child.to_dict()) == child
+
+
+def _lite_nodes():
+  """``_nodes()`` with inverted bottleneck widths (2f, 2f, f)."""
+  return [
+    dataclasses.replace(n, filters=(2 * n.filters, 2 * n.filters, n.filters))
+    if isinstance(n, Block)
+    else n
+    for n in _nodes()
+  ]
+
+
+def test_lite_zoo_entry_is_the_published_graph():
+  lite = zoo.genome("assemblenet_plus_lite")
+  assert (lite.unit, lite.attention, lite.num_frames, lite.resolution) == (
+    "inverted_bottleneck",
+    "peer",
+    32,
+    224,
+  )
+  assert [lite.nodes[i] for i in lite.stems] == [Stem("rgb", 1), Stem("flow", 1)]
+  assert lite.stem_channels == 24 and lite.units == (3, 5, 11, 7)
+  blocks = [lite.nodes[i] for i in lite.blocks]
+  assert [b.level for b in blocks] == [0, 0, 1, 1, 1, 1, 2, 2, 3]
+  assert [b.filters for b in blocks] == (
+    [(27, 27, 12)] * 2 + [(54, 54, 24)] * 4 + [(152, 152, 68)] * 2 + [(432, 432, 192)]
+  )
+  assert [b.dilation for b in blocks] == [1, 4, 2, 1, 4, 1, 1, 4, 2]
+  assert {b.stride for b in blocks} == {2}
+  # L1 and L2 read every earlier node, L3 every block.
+  assert [b.inputs for b in blocks] == (
+    [(0, 1)] * 2 + [(0, 1, 2, 3)] * 4 + [tuple(range(8))] * 2 + [tuple(range(2, 10))]
+  )
+  assert blocks[1].weights == (0.011, 0.889) and blocks[-1].weights[-1] == 0.999
+  # Stems /2 without a pool, then every node /2: 112, 56, 28, 14, 7.
+  assert lite.node_sizes() == [112] * 2 + [56] * 2 + [28] * 4 + [14] * 2 + [7]
+  assert [lite.channels(i, 0) for i in range(11)] == [24, 24, 12, 12] + [24] * 4 + [68, 68, 192]
+
+
+def test_unit_is_written_only_for_lite_and_older_genomes_still_read():
+  old = _genome().to_dict()
+  assert "unit" not in old  # Genomes written before the field read and write as before.
+  assert Genome.from_dict(old) == _genome() and _genome().unit == "bottleneck"
+  lite = zoo.genome("assemblenet_plus_lite")
+  data = json.loads(json.dumps(lite.to_dict()))
+  assert data["unit"] == "inverted_bottleneck"
+  assert data["nodes"][2]["filters"] == [27, 27, 12]
+  assert Genome.from_dict(data) == lite
+  small = _genome(_lite_nodes(), unit="inverted_bottleneck")
+  assert Genome.from_dict(json.loads(json.dumps(small.to_dict()))) == small
+  assert small.nodes[2].divided(3) == dataclasses.replace(small.nodes[2], filters=(2, 2, 1))
+  assert _genome().nodes[4].divided(16).filters == 1
+
+
+@pytest.mark.parametrize(
+  "nodes,unit,message",
+  [
+    (_nodes(), "inverted_bottleneck", r"nodes\[2\]\.filters: got 4; .*\[expand, middle, out\]"),
+    (_lite_nodes(), "bottleneck", r"nodes\[2\]\.filters: got \(8, 8, 4\); .* one int"),
+    (_lite_nodes()[:6] + _nodes()[6:], "inverted_bottleneck", r"nodes\[6\]\.filters: got 8"),
+    (
+      [Stem("object", 1)] + _lite_nodes(),
+      "inverted_bottleneck",
+      "object stem in an inverted-bottleneck",
+    ),
+    (_nodes(), "lite", r"unit: got 'lite'"),
+  ],
+)
+def test_bad_lite_genomes_are_named(nodes, unit, message):
+  if nodes[0].kind == "object":  # Shift the inputs past the extra stem.
+    nodes = [nodes[0]] + [
+      dataclasses.replace(n, inputs=tuple(j + 1 for j in n.inputs)) if isinstance(n, Block) else n
+      for n in nodes[1:]
+    ]
+  with pytest.raises(InvalidGenomeError, match=message):
+    _genome(nodes, unit=unit)
+  with pytest.raises(InvalidGenomeError, match=r"filters: got \[4, 2\]; allowed: an int >= 1, or"):
+    Block(0, (0,), (4, 2))
+
+
+def test_lite_mutations_keep_its_widths_and_unit():
+  method = an.AssembleNetMethod()
+  genome, kinds = zoo.genome("assemblenet_plus_lite"), set()
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    child, change = method.mutate(genome, rng)
+    assert child.unit == "inverted_bottleneck"
+    assert all(child.nodes[i].inverted for i in child.blocks)
+    assert Genome.from_dict(json.loads(json.dumps(child.to_dict()))) == child
+    kinds.add(change.split(";")[-1].split()[0])
+    genome = child
+  assert "filters" not in kinds and {"add", "node"} <= kinds

@@ -198,3 +198,84 @@ def test_flow_stem_needs_two_frames_and_its_cost_is_reported():
     assemblenet_model.build_model(genome, CLASSES)
   cost = an.flow_cost(dataclasses.replace(genome, num_frames=8), 40)
   assert cost["flow_elementwise_ops"] == 60 * 32 * 32 * 7 * 40
+
+
+# AssembleNet++lite as the release writes it (model_structures.asnp_lite_structure):
+# [level, inputs, [expand, middle, out], temporal dilation, spatial stride]; stems [-1 | -2, d].
+LITE_STRUCTURE = [
+  [-1, 1],
+  [-2, 1],
+  [0, [0, 1], [27, 27, 12], 1, 2],
+  [0, [0, 1], [27, 27, 12], 4, 2],
+  [1, [0, 1, 2, 3], [54, 54, 24], 2, 2],
+  [1, [0, 1, 2, 3], [54, 54, 24], 1, 2],
+  [1, [0, 1, 2, 3], [54, 54, 24], 4, 2],
+  [1, [0, 1, 2, 3], [54, 54, 24], 1, 2],
+  [2, list(range(8)), [152, 152, 68], 1, 2],
+  [2, list(range(8)), [152, 152, 68], 4, 2],
+  [3, list(range(2, 10)), [432, 432, 192], 2, 2],
+]
+
+
+def _lite_parameters(structure, units, num_classes):
+  """Parameters of the lite model by hand from the release's semantics: 24-channel
+  stems (3x3 conv, temporal k=3), fusion (a logit per input; per peer a dense to the
+  widest peer; per input a softmax over peers and a sigmoid dense gate; a 1x1 lift of
+  each narrower channel group), inverted bottleneck units, the 432/2048 head.
+  Every BN holds 4 numbers per channel; the flow layer holds 3."""
+  bn = lambda c: 4 * c
+  total, channels, levels = 3, {}, {}
+  for i, node in enumerate(structure):
+    if node[0] < 0:
+      total += 9 * (3 if node[0] == -1 else 2) * 24 + bn(24) + 3 * 24 * 24 + bn(24)
+      channels[i], levels[i] = 24, -1
+      continue
+    level, inputs, (e, m, o), _, stride = node
+    widths = [channels[j] for j in inputs]
+    width = max(widths)
+    peers = [channels[j] for j in channels if levels[j] < level]
+    p = max(peers)
+    total += len(inputs) + sum(c * p + p for c in peers)
+    total += sum(len(peers) + p * c + c for c in widths)
+    total += sum(c * width for c in set(widths) if c != width)
+    for u in range(units[level]):
+      total += width * e + bn(e) + m * o + bn(o)
+      if u == 0:
+        total += width * o + bn(o)
+      if u == 0 and stride > 1:
+        total += 9 * e * m + bn(m) + 3 * m * m + bn(m)
+      else:
+        total += 27 * e * m + bn(m)
+      width = o
+    channels[i], levels[i] = o, level
+  return total + width * 432 + bn(432) + 432 * 2048 + bn(2048) + 2048 * num_classes + num_classes
+
+
+def test_lite_model_has_the_published_parameters_and_runs_a_clip():
+  tf.keras.backend.clear_session()
+  # Published widths and graph on a small clip, two units a level (parameters do
+  # not depend on the clip; the units' count only repeats them).
+  genome = dataclasses.replace(
+    zoo.genome("assemblenet_plus_lite"), num_frames=4, resolution=32, depth=26
+  )
+  model = assemblenet_model.build_model(genome, CLASSES, flow_iterations=2)
+  assert model.count_params() == _lite_parameters(LITE_STRUCTURE, (2, 2, 2, 2), CLASSES)
+  sizes = genome.node_sizes()
+  assert sizes == [16, 16, 8, 8, 4, 4, 4, 4, 2, 2, 1]
+  for i in range(len(genome.nodes)):
+    name = f"node{i}_stem_temporal_unfold" if i < 2 else f"node{i}_unit1_out"
+    assert model.get_layer(name).output.shape == (None, sizes[i], sizes[i], genome.channels(i, 0))
+  # Unit 0 strides: 3x3 conv and a temporal conv at the node's dilation; unit 1
+  # is a 3x3x3 conv over the node's dilated taps.
+  assert model.get_layer("node3_unit0_spatial").kernel.shape == (3, 3, 27, 27)
+  assert model.get_layer("node3_unit0_temporal").dilation_rate == (4, 1)
+  assert model.get_layer("node3_unit1_conv3d").kernel.shape == (3, 3, 3 * 27, 27)
+  assert model.get_layer("node3_unit1_conv3d_taps_tap2").cropping == ((8, 0), (0, 0))
+  assert model.get_layer("head10_conv2").kernel.shape == (1, 1, 432, 2048)
+  assert not any(isinstance(layer, tf.keras.layers.Conv3D) for layer in model.layers)
+  weights = assemblenet_model.learned_connection_weights(genome, model)
+  assert weights["10"] == pytest.approx([0.618, 0.119, 0.061, 0.045, 0.056, 0.052, 0.997, 0.999])
+  clips = np.random.default_rng(0).uniform(-1, 1, (2, 4, 32, 32, 3)).astype(np.float32)
+  logits = model(clips, training=False)
+  assert logits.shape == (2, CLASSES) and np.all(np.isfinite(logits))
+  tf.keras.backend.clear_session()

@@ -64,11 +64,15 @@ def _assemblenet_method():
   )
 
 
+def _narrow(block, width):
+  """``block`` with each of its widths (one, or lite's three) at most ``width``."""
+  if block.inverted:
+    return dataclasses.replace(block, filters=tuple(min(f, width) for f in block.filters))
+  return dataclasses.replace(block, filters=min(block.filters, width))
+
+
 def _tiny_assemblenet(genome):
-  nodes = tuple(
-    dataclasses.replace(n, filters=min(n.filters, 8)) if isinstance(n, an.Block) else n
-    for n in genome.nodes
-  )
+  nodes = tuple(_narrow(n, 8) if isinstance(n, an.Block) else n for n in genome.nodes)
   genome = dataclasses.replace(
     genome,
     nodes=nodes,

@@ -7,9 +7,11 @@
 * ``space``: the search space, ``AssembleNetSearchSpace``.
 * ``graph``: node insertion, removal and pruning.
 * ``layers``: connection weights, the peer-attention mix and representation
-  flow, as Keras layers; ``model``: the Keras builder.
+  flow, as Keras layers; ``model``: the Keras builder; ``lite``:
+  AssembleNet++lite's stems, 3-D inverted bottleneck unit and head.
 * ``one_shot``: the release's one-shot connection search.
-* ``zoo``: AssembleNet-50/101 and AssembleNet++-50 as published.
+* ``zoo``: AssembleNet-50/101, AssembleNet++-50 and AssembleNet++lite as
+  published.
 """
 
 from vsearch.methods.assemblenet import one_shot, zoo

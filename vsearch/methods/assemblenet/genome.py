@@ -6,8 +6,13 @@ writes it (reference/methods.md §2.2): first the stems, which read the input
 segmentation maps), then block nodes. A block node is a group of (2+1)-D
 bottleneck residual units at one of four levels (ResNet stages conv2..conv5)
 that fuses the outputs of earlier, lower-level nodes. The classifier reads
-every level-3 node. ``assemblenet_model.py`` builds the Keras model and
-``assemblenet.py`` holds the search space, sampling and mutation.
+every level-3 node. ``model.py`` builds the Keras model and ``method.py``
+holds sampling and mutation.
+
+AssembleNet++lite (``unit='inverted_bottleneck'``, §2.6) builds its blocks
+from 3-D inverted bottleneck units instead; each of its blocks gives its
+widths as a triple ``(expand, middle, out)``, as the release writes them
+(``[27, 27, 12]``), where the other genomes give one int.
 
 Differences from the published list encoding, for reading:
 
@@ -21,12 +26,17 @@ dilation, stride, 0]``          stride, weights)``
 separate per-node weight lists  ``Block.weights`` (after sigmoid), ``None``
 (``[]`` = learned)              = learned from N(0, 0.01) logits
 ``model_id`` 50 / 101           ``Genome.depth``
+lite's ``[e, m, o]`` filters    ``Block.filters = (e, m, o)`` and
+                                ``Genome.unit = 'inverted_bottleneck'``
 ==============================  ===========================================
 
 Rules a genome must follow, checked on construction (the message names the
 node, e.g. ``nodes[7].inputs``):
 
 * stems come before blocks, and there is at least one RGB or flow stem;
+* every block's filters are one int, or with ``unit`` 'inverted_bottleneck'
+  a triple; such a genome has no object stem (the release's lite builder
+  does not wire one);
 * a block's inputs are earlier nodes (so the graph has no cycle), each of a
   lower level (stems are level -1), none repeated;
 * given weights match the inputs one to one and lie in (0, 1);
@@ -57,10 +67,16 @@ DEPTHS = {
   68: (3, 4, 12, 3),
   77: (3, 4, 15, 3),
   101: (3, 4, 23, 3),
+  # AssembleNet++lite's units (run_asn.py): not a published depth, named as
+  # the others are, 3 convs a unit + 2 (3 * 26 + 2).
+  80: (3, 5, 11, 7),
 }
 # Width of the 3x3 conv of every unit, per level, as published.
 PUBLISHED_LEVEL_WIDTHS = (64, 128, 256, 512)
 COMBINES = ("sigmoid", "concat")
+# The residual unit of every block: AssembleNet's (2+1)-D bottleneck, or
+# AssembleNet++lite's 3-D inverted bottleneck (widths per node, as a triple).
+UNITS = ("bottleneck", "inverted_bottleneck")
 ATTENTIONS = ("none", "peer", "self")
 # A block's output has EXPANSION x filters channels (bottleneck units).
 EXPANSION = 4
@@ -82,7 +98,9 @@ class Stem:
     kind: 'rgb' (7x7 conv /2, temporal conv k=5 at ``dilation``, 3x3 max-pool
       /2), 'flow' (optical flow computed from the RGB frames, 7x7 conv /2,
       2x2 max-pool /2; the dilation is kept but unused, as published) or
-      'object' (per-frame segmentation maps, 4x4 max-pool /4).
+      'object' (per-frame segmentation maps, 4x4 max-pool /4). In an
+      inverted-bottleneck genome (lite) RGB and flow stems are both a 3x3
+      conv /2 and a temporal conv k=3 at ``dilation``.
     dilation: temporal dilation, one of 1, 2, 4, 8.
   """
 
@@ -111,7 +129,9 @@ class Block:
     inputs: indices of earlier nodes of lower levels (a tuple; a list is
       converted).
     filters: entry width of each bottleneck unit; the node outputs
-      ``4 * filters`` channels.
+      ``4 * filters`` channels. Or (inverted bottleneck units) the triple
+      (expand, middle, out): the widths of the unit's entry 1x1x1 conv, its
+      middle conv and its exit 1x1x1 conv; the node outputs ``out``.
     dilation: temporal dilation of the unit's temporal convs (1, 2, 4, 8).
     stride: spatial stride of the group's first unit (1 or 2).
     weights: the connection weight of each input after the sigmoid, in
@@ -120,7 +140,7 @@ class Block:
 
   level: int
   inputs: tuple[int, ...]
-  filters: int
+  filters: Union[int, tuple[int, int, int]]
   dilation: int = 1
   stride: int = 2
   weights: Optional[tuple[float, ...]] = None
@@ -133,7 +153,15 @@ class Block:
     if len(set(inputs)) != len(inputs):
       checks.fail("inputs", list(inputs), "each node at most once")
     object.__setattr__(self, "inputs", inputs)
-    object.__setattr__(self, "filters", checks.check_int(self.filters, "filters"))
+    if isinstance(self.filters, (list, tuple)):
+      if len(self.filters) != 3:
+        checks.fail(
+          "filters", list(self.filters), "an int >= 1, or [expand, middle, out] ints >= 1"
+        )
+      filters = tuple(checks.check_int(f, "filters") for f in self.filters)
+    else:
+      filters = checks.check_int(self.filters, "filters")
+    object.__setattr__(self, "filters", filters)
     _check_choice(self.dilation, "dilation", DILATIONS)
     _check_choice(self.stride, "stride", STRIDES)
     if self.weights is not None:
@@ -153,14 +181,25 @@ class Block:
       object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
 
   @property
+  def inverted(self) -> bool:
+    """Whether the filters are an inverted bottleneck's (expand, middle, out)."""
+    return isinstance(self.filters, tuple)
+
+  @property
   def channels(self) -> int:
     """Channels the node outputs."""
-    return EXPANSION * self.filters
+    return self.filters[-1] if self.inverted else EXPANSION * self.filters
+
+  def divided(self, divisor: int) -> "Block":
+    """This block with every width divided by ``divisor`` (at least 1)."""
+    shrink = lambda f: max(f // divisor, 1)
+    filters = tuple(map(shrink, self.filters)) if self.inverted else shrink(self.filters)
+    return dataclasses.replace(self, filters=filters)
 
   def describe(self) -> str:
+    filters = list(self.filters) if self.inverted else self.filters
     text = (
-      f"L{self.level} <- {list(self.inputs)}, {self.filters} filters, "
-      f"d{self.dilation}, /{self.stride}"
+      f"L{self.level} <- {list(self.inputs)}, {filters} filters, d{self.dilation}, /{self.stride}"
     )
     if self.weights is not None:
       text += " w=" + ",".join(f"{w:.2f}" for w in self.weights)
@@ -170,7 +209,7 @@ class Block:
     return {
       "level": self.level,
       "inputs": list(self.inputs),
-      "filters": self.filters,
+      "filters": list(self.filters) if self.inverted else self.filters,
       "dilation": self.dilation,
       "stride": self.stride,
       "weights": None if self.weights is None else list(self.weights),
@@ -190,7 +229,9 @@ _GENOME_KEYS = (
   "stem_width",
   "combine",
   "attention",
+  "unit",
 )
+_REQUIRED_KEYS = tuple(k for k in _GENOME_KEYS if k != "unit")  # Older genomes have no unit.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,13 +244,18 @@ class Genome:
       never strides over time; dilation emulates the frame rate).
     resolution: side of the square frames.
     frame_stride: distance between sampled frames in the source video.
-    depth: 26, 38, 50, 68, 77 or 101: bottleneck units per level (``DEPTHS``).
+    depth: 26, 38, 50, 68, 77, 80 (lite) or 101: units per level (``DEPTHS``).
     level_widths: width of the 3x3 conv per level; published (64, 128, 256,
-      512); small searches shrink it.
+      512); small searches shrink it. Unused by inverted bottleneck units
+      (their blocks give their own middle width).
     stem_width: channels shared by the RGB and flow stems (each gets
-      ``stem_width // count``); published 128.
+      ``stem_width // count``); published 128 (lite: 24 a stem).
     combine: 'sigmoid' (weighted sum) or 'concat' fusion of a node's inputs.
     attention: 'none', 'peer' (AssembleNet++ peer-attention) or 'self'.
+    unit: 'bottleneck' ((2+1)-D, AssembleNet and ++) or
+      'inverted_bottleneck' (3-D, AssembleNet++lite: blocks give (expand,
+      middle, out) widths, lite stems and head). ``to_dict`` writes it only
+      when it is not 'bottleneck', so older genomes read and write as before.
   """
 
   nodes: tuple[Node, ...]
@@ -221,6 +267,7 @@ class Genome:
   stem_width: int = 128
   combine: str = "sigmoid"
   attention: str = "none"
+  unit: str = "bottleneck"
 
   def __post_init__(self):
     for field in ("num_frames", "resolution", "frame_stride", "stem_width"):
@@ -228,6 +275,7 @@ class Genome:
     _check_choice(self.depth, "depth", tuple(DEPTHS))
     _check_choice(self.combine, "combine", COMBINES)
     _check_choice(self.attention, "attention", ATTENTIONS)
+    _check_choice(self.unit, "unit", UNITS)
     if self.attention != "none" and self.combine != "sigmoid":
       checks.fail(
         "attention",
@@ -263,6 +311,11 @@ class Genome:
       if not isinstance(node, Block):
         checks.fail(where, node, "an assemblenet Stem or Block")
       seen_block = True
+      if node.inverted != self.inverted:
+        wanted = "[expand, middle, out] ints" if self.inverted else "one int"
+        raise InvalidGenomeError(
+          f"{where}.filters: got {node.filters!r}; a genome of unit {self.unit!r} gives {wanted}"
+        )
       for j in node.inputs:
         if j >= len(self.nodes):
           raise InvalidGenomeError(
@@ -281,6 +334,11 @@ class Genome:
             f"this level-{node.level} node; edges go from lower to higher "
             "levels only"
           )
+    if self.inverted and any(isinstance(n, Stem) and n.kind == "object" for n in self.nodes):
+      raise InvalidGenomeError(
+        "nodes: an object stem in an inverted-bottleneck (lite) genome; the lite "
+        "builder has none (the release leaves it unwired)"
+      )
     if not any(isinstance(n, Stem) and n.kind != "object" for n in self.nodes):
       raise InvalidGenomeError("nodes: no RGB or flow stem; add Stem('rgb') (stems read the clip)")
     top = [
@@ -296,6 +354,11 @@ class Genome:
         f"nodes {top}: level-3 nodes have different filters "
         f"{sorted(widths)}; the head averages them, give them one width"
       )
+
+  @property
+  def inverted(self) -> bool:
+    """Whether blocks are AssembleNet++lite's inverted bottleneck units."""
+    return self.unit == "inverted_bottleneck"
 
   @property
   def stems(self) -> list[int]:
@@ -345,7 +408,9 @@ class Genome:
     Raises:
       InvalidGenomeError: a node's inputs do not max-pool to one size.
     """
-    stem_size = math.ceil(math.ceil(self.resolution / 2) / 2)
+    stem_size = math.ceil(self.resolution / 2)
+    if not self.inverted:  # A max-pool /2 after the strided conv.
+      stem_size = math.ceil(stem_size / 2)
     object_size = math.ceil(self.resolution / _STEM_REDUCTION)
     sizes = []
     for i, node in enumerate(self.nodes):
@@ -378,7 +443,7 @@ class Genome:
 
   def to_dict(self) -> dict[str, Any]:
     """A JSON-compatible dict that ``Genome.from_dict`` reads back."""
-    return {
+    data = {
       "nodes": [n.to_dict() for n in self.nodes],
       "num_frames": self.num_frames,
       "resolution": self.resolution,
@@ -389,6 +454,9 @@ class Genome:
       "combine": self.combine,
       "attention": self.attention,
     }
+    if self.unit != "bottleneck":
+      data["unit"] = self.unit
+    return data
 
   @classmethod
   def from_dict(cls, data: Any) -> "Genome":
@@ -398,7 +466,7 @@ class Genome:
       InvalidGenomeError: keys are unknown or missing, or a value is of the
         wrong type or out of range; the message names the node and field.
     """
-    checks.check_keys(data, _GENOME_KEYS, "genome")
+    checks.check_keys(data, _GENOME_KEYS, "genome", required=_REQUIRED_KEYS)
     if not isinstance(data["nodes"], list):
       checks.fail("nodes", data["nodes"], "a list of stem and block objects")
     nodes = []

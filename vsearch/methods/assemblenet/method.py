@@ -208,7 +208,9 @@ class AssembleNetMethod:
     inputs and readers, merge two nodes of a level, change a dilation, or
     change a level's filters. Nodes no level-3 node reads any more are
     removed, as long as every level keeps its minimum of nodes, and every
-    weight of the child is left to be learned.
+    weight of the child is left to be learned. An inverted-bottleneck genome
+    (AssembleNet++lite) keeps its widths: the space's filters are one int
+    per node, its are triples.
 
     AssembleNet mutates at the same rate throughout, so ``progress`` is
     unused; ``learned`` is the parent record's (None if unknown), and the
@@ -389,8 +391,11 @@ class AssembleNetMethod:
     )
 
   def _dilation(self, genome: Genome, rng: np.random.Generator):
+    # A flow stem's dilation is unused, except by lite stems (temporal conv).
     options = [
-      i for i, n in enumerate(genome.nodes) if not (isinstance(n, Stem) and n.kind != "rgb")
+      i
+      for i, n in enumerate(genome.nodes)
+      if not (isinstance(n, Stem) and n.kind != "rgb" and not genome.inverted)
     ]
     i = base.choice(rng, options)
     node = genome.nodes[i]
@@ -406,6 +411,8 @@ class AssembleNetMethod:
     )
 
   def _filters(self, genome: Genome, rng: np.random.Generator):
+    if genome.inverted:
+      return None
     i = base.choice(rng, genome.blocks)
     node = genome.nodes[i]
     values = [f for f in self.space.filters[node.level] if f != node.filters]

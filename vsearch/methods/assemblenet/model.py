@@ -29,6 +29,9 @@ here is 3-D.
   (the release's ``max_pool_predictions``, for long clips) the means are
   per frame, each frame gets logits, and those are soft max-pooled over time
   (``layers.SoftMaxOverTime``, temperature √T).
+* AssembleNet++lite (``genome.unit`` 'inverted_bottleneck'): its own stems,
+  3-D inverted bottleneck units and two 1x1 convs before the head's pooling
+  (``lite``); the fusion and the rest of the head are the ones above.
 
 Nodes that no level-3 node depends on are not built.
 """
@@ -38,6 +41,7 @@ import math
 import tensorflow as tf
 
 from vsearch.errors import UserError
+from vsearch.methods.assemblenet import lite
 from vsearch.methods.assemblenet.genome import Block, Genome, Stem, pooled_size
 from vsearch.methods.assemblenet.layers import (
   ConnectionWeights,
@@ -86,6 +90,9 @@ def _stem(
   bn_momentum: float,
 ):
   width = genome.stem_channels
+  if genome.inverted:
+    frames_in = x_frames if stem.kind == "rgb" else flow_frames
+    return lite.stem(frames_in, stem, genome, frames, prefix, bn_momentum)
   if stem.kind == "rgb":
     x = layers.conv_bn(x_frames, width, 7, 2, name=f"{prefix}_conv", bn_momentum=bn_momentum)
     if frames > 1:
@@ -225,14 +232,15 @@ def build_model(
 
   Layers are named after the node they belong to: ``node{i}_stem_*``,
   ``node{i}_fuse_*``, ``node{i}_weights`` (its connection weights),
-  ``node{i}_unit{u}_*``; ``node{i}_unit{last}_out`` is the node's output.
+  ``node{i}_unit{u}_*``; ``node{i}_unit{last}_out`` is the node's output
+  (and the lite head's convs ``head{i}_conv1``, ``head{i}_conv2``).
 
   Args:
     genome: the architecture.
     num_classes: width of the logits.
     dropout_rate: dropout before the classifier.
     flow_iterations: unrolled TV-L1 iterations of the representation-flow
-      layer (published 40; 20 in the lite model).
+      layer (published 40; 20 in AssembleNet++lite's release).
     train_flow_params: train the flow layer's τ, λ, θ.
     object_classes: channels of the segmentation maps an object stem reads.
     flow_source: where flow stems read optical flow: 'layer' computes it
@@ -301,14 +309,18 @@ def build_model(
       )
       continue
     x = _fuse(i, genome, tensors, live)
+    unit_fn = lite.inverted_bottleneck_unit if genome.inverted else _bottleneck_unit
     for unit in range(genome.units[node.level]):
-      x = _bottleneck_unit(
+      x = unit_fn(
         x, node, genome, frames, unit, prefix=f"node{i}_unit{unit}", bn_momentum=bn_momentum
       )
     tensors[i] = x
 
+  features = {i: tensors[i] for i in genome.outputs}
+  if genome.inverted:
+    features = {i: lite.head_convs(x, f"head{i}", bn_momentum) for i, x in features.items()}
   pool = layers.frame_means if head == "soft_max_time" else layers.clip_mean
-  pooled = [pool(tensors[i], frames, name=f"head_pool{i}") for i in genome.outputs]
+  pooled = [pool(x, frames, name=f"head_pool{i}") for i, x in features.items()]
   x = pooled[0] if len(pooled) == 1 else tf.keras.layers.Average(name="head_average")(pooled)
   if head == "soft_max_time":
     logits = layers.soft_max_time_logits(x, num_classes, dropout_rate)

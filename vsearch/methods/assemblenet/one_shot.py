@@ -137,10 +137,7 @@ class OneShotSearch:
       genome = dataclasses.replace(
         genome,
         nodes=tuple(
-          dataclasses.replace(n, filters=max(n.filters // filters_divisor, 1))
-          if isinstance(n, Block)
-          else n
-          for n in genome.nodes
+          n.divided(filters_divisor) if isinstance(n, Block) else n for n in genome.nodes
         ),
       )
     self.genome = genome
