@@ -6,9 +6,10 @@ got -1; allowed: an int >= 1``.
 """
 
 import numbers
+from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
-from vsearch.errors import InvalidGenomeError
+from vsearch.errors import InvalidGenomeError, UserError
 
 
 def fail(field: str, value: Any, allowed: str) -> NoReturn:
@@ -48,3 +49,28 @@ def check_keys(
     if missing:
       problems.append(f"missing keys {missing}")
     raise InvalidGenomeError(f"{path}: {' and '.join(problems)}; the keys are {list(expected)}")
+
+
+def check_choices(owner: str, name: str, value: Any, allowed: Optional[Sequence[Any]]) -> tuple:
+  """A search space's list of choices ``owner.name``, checked: a tuple of them.
+
+  Args:
+    owner: the space's gin name, for the message (e.g. 'EvanetSearchSpace').
+    name: the field.
+    value: what was bound.
+    allowed: the valid choices; None: any positive int.
+
+  Raises:
+    UserError: not a non-empty list, or a choice that is not allowed.
+  """
+  if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+    raise UserError(f"{owner}.{name} must be a non-empty list, got {value!r}")
+  if allowed is None:
+    bad = [v for v in value if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+  else:
+    bad = [v for v in value if v not in allowed]
+  if bad:
+    raise UserError(
+      f"{owner}.{name} holds invalid choices {bad}; allowed: {allowed or 'positive ints'}"
+    )
+  return tuple(value)

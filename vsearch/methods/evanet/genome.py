@@ -3,9 +3,9 @@
 EvaNet keeps a fixed ResNet-like meta-architecture (stem, four residual
 stages separated by max-pools, a pooled classifier) and evolves what runs
 inside the stages: how many residual units each stage repeats, and which
-parallel branches every unit of the stage holds. ``evanet_model.py`` builds
-the Keras model; ``evanet.py`` holds the search space, sampling and mutation;
-``vsearch.methods.evanet`` re-exports everything.
+parallel branches every unit of the stage holds. ``model`` builds the Keras
+model; ``method`` holds the search space, sampling and mutation; ``inception``
+the second, I3D-like meta-architecture, which reuses ``Branch``.
 
 Names follow the public ``inception_cell_spec.proto`` (reference §1.2),
 spelled out:
@@ -23,6 +23,9 @@ ConvType 0/1/2              '3d'/'itgm'/'2plus1d'
 ==========================  =============================================
 
 ``dilation`` and ``use_nl`` are dropped: the published builder ignores them.
+``to_dict`` also writes ``meta_architecture: 'resnet'``; a dict without it
+(written before the I3D-like meta-architecture of ``inception`` existed) is
+read as this one.
 Widths are part of the genome (``stem_filters``, ``Stage.filters``), so a
 genome alone says what model it is; the published nets use 64 and
 256/512/1024/2048, a search on a laptop uses far fewer.
@@ -45,7 +48,8 @@ Rules, checked on construction (``InvalidGenomeError`` names the field):
 import dataclasses
 import numbers
 from collections import Counter
-from typing import Any, Optional
+from collections.abc import Sequence
+from typing import Any, ClassVar, Optional
 
 from vsearch.errors import InvalidGenomeError
 from vsearch.methods import checks
@@ -54,6 +58,9 @@ CONV_TYPES = ("3d", "2plus1d", "itgm")
 BRANCH_TYPES = ("1x1", "conv", "conv2", "maxpool")
 TEMPORAL_LENGTHS = (1, 3, 5, 7, 9, 11)
 NUM_STAGES = 4
+# The two meta-architectures EvaNet evolves modules in: this module's
+# residual one (the public release) and the I3D-like one of ``inception``.
+META_ARCHITECTURES = ("resnet", "inception")
 
 # Which optional Branch fields each branch type uses.
 BRANCH_FIELDS = {
@@ -75,7 +82,7 @@ _PUBLISHED_CONV_NAMES = {
 }
 
 
-def _check_time(value: Any, field: str) -> int:
+def check_time(value: Any, field: str) -> int:
   if (
     isinstance(value, bool)
     or not isinstance(value, numbers.Integral)
@@ -85,7 +92,7 @@ def _check_time(value: Any, field: str) -> int:
   return int(value)
 
 
-def _check_conv_type(value: Any, field: str) -> str:
+def check_conv_type(value: Any, field: str) -> str:
   if not isinstance(value, str) or value not in CONV_TYPES:
     hint = ""
     if str(value).lower() in _PUBLISHED_CONV_NAMES:
@@ -128,7 +135,7 @@ class Branch:
         continue
       if value is None:
         checks.fail(field, value, f"a value: a {self.type!r} branch uses " + ", ".join(used))
-      check = _check_time if field.startswith("time") else _check_conv_type
+      check = check_time if field.startswith("time") else check_conv_type
       object.__setattr__(self, field, check(value, field))
 
   def describe(self) -> str:
@@ -144,6 +151,53 @@ class Branch:
 
   def to_dict(self) -> dict[str, Any]:
     return {"type": self.type, **{f: getattr(self, f) for f in BRANCH_FIELDS[self.type]}}
+
+
+def check_branches(branches: Any, filters: int) -> tuple[Branch, ...]:
+  """``branches`` as a tuple, if it is a non-empty list of ``Branch``es that
+  ``filters`` channels, split evenly, give each the width it needs.
+
+  Raises:
+    InvalidGenomeError: naming ``branches`` (or ``branches[i]``).
+  """
+  if not isinstance(branches, (list, tuple)) or not branches:
+    checks.fail(
+      "branches", branches, "a non-empty list of branches (a stage without branches has no output)"
+    )
+  for i, branch in enumerate(branches):
+    if not isinstance(branch, Branch):
+      checks.fail(f"branches[{i}]", branch, "an evanet.Branch")
+  need = max(MIN_BRANCH_WIDTH[b.type] for b in branches)
+  width = filters // len(branches)
+  if width < need:
+    widest = max(branches, key=lambda b: MIN_BRANCH_WIDTH[b.type]).type
+    raise InvalidGenomeError(
+      f"branches: {len(branches)} branches share filters={filters}, {width} channel(s) each, but "
+      f"a {widest!r} branch needs at least {need}; use fewer branches or more filters"
+    )
+  return tuple(branches)
+
+
+def branches_from_dicts(data: Any, path: str) -> tuple[Branch, ...]:
+  """The branches of a ``to_dict`` list found at ``path`` (for messages)."""
+  if not isinstance(data, list):
+    checks.fail(f"{path}.branches", data, "a list of branch objects")
+  branches = []
+  for j, branch in enumerate(data):
+    checks.check_keys(
+      branch, ("type",) + tuple(BRANCH_FIELDS["conv2"]), f"{path}.branches[{j}]", required=("type",)
+    )
+    try:
+      branches.append(Branch(**branch))
+    except InvalidGenomeError as e:
+      raise InvalidGenomeError(f"{path}.branches[{j}].{e}") from None
+  return tuple(branches)
+
+
+def branches_distance(a: Sequence[Branch], b: Sequence[Branch]) -> int:
+  """The size of the symmetric difference of two branch multisets (order ignored)."""
+  left, right = Counter(a), Counter(b)
+  return sum(((left - right) + (right - left)).values())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,25 +220,7 @@ class Stage:
   def __post_init__(self):
     object.__setattr__(self, "repeats", checks.check_int(self.repeats, "repeats"))
     object.__setattr__(self, "filters", checks.check_int(self.filters, "filters"))
-    if not isinstance(self.branches, (list, tuple)) or not self.branches:
-      checks.fail(
-        "branches",
-        self.branches,
-        "a non-empty list of branches (a stage without branches has no output)",
-      )
-    for i, branch in enumerate(self.branches):
-      if not isinstance(branch, Branch):
-        checks.fail(f"branches[{i}]", branch, "an evanet.Branch")
-    object.__setattr__(self, "branches", tuple(self.branches))
-    need = max(MIN_BRANCH_WIDTH[b.type] for b in self.branches)
-    if self.branch_width < need:
-      widest = max(self.branches, key=lambda b: MIN_BRANCH_WIDTH[b.type]).type
-      raise InvalidGenomeError(
-        f"branches: {len(self.branches)} branches share filters="
-        f"{self.filters}, {self.branch_width} channel(s) each, but a "
-        f"{widest!r} branch needs at least {need}; use fewer branches or "
-        "more filters"
-      )
+    object.__setattr__(self, "branches", check_branches(self.branches, self.filters))
 
   @property
   def branch_width(self) -> int:
@@ -211,7 +247,8 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class Genome:
-  """A whole EvaNet: stem, pool sizes and the four residual stages.
+  """A whole EvaNet of the ResNet-like meta-architecture: stem, pool sizes
+  and the four residual stages.
 
   Attributes:
     stem_conv_type: the stem conv, (stem_time, 7, 7), stride 2 in T, H, W.
@@ -225,6 +262,8 @@ class Genome:
     stem_filters: channels of the stem conv.
   """
 
+  meta_architecture: ClassVar[str] = "resnet"
+
   stem_conv_type: str
   stem_time: int
   pool1_time: int
@@ -234,9 +273,9 @@ class Genome:
   stem_filters: int = 64
 
   def __post_init__(self):
-    _check_conv_type(self.stem_conv_type, "stem_conv_type")
+    check_conv_type(self.stem_conv_type, "stem_conv_type")
     for field in ("stem_time", "pool1_time", "pool3_time", "pool4_time"):
-      object.__setattr__(self, field, _check_time(getattr(self, field), field))
+      object.__setattr__(self, field, check_time(getattr(self, field), field))
     object.__setattr__(
       self, "stem_filters", checks.check_int(self.stem_filters, "stem_filters", minimum=2)
     )
@@ -246,6 +285,19 @@ class Genome:
       if not isinstance(stage, Stage):
         checks.fail(f"stages[{i}]", stage, "an evanet.Stage")
     object.__setattr__(self, "stages", tuple(self.stages))
+
+  @property
+  def blocks(self) -> tuple[Stage, ...]:
+    """What evolves, block by block: the stages."""
+    return self.stages
+
+  def block_label(self, i: int) -> str:
+    """The name of block ``i`` in mutation descriptions and layers: 'res2'..'res5'."""
+    return f"res{i + 2}"
+
+  def with_blocks(self, blocks) -> "Genome":
+    """This genome with other stages."""
+    return dataclasses.replace(self, stages=tuple(blocks))
 
   def describe(self) -> str:
     """A multi-line summary: stem, pools and one line per stage."""
@@ -260,20 +312,24 @@ class Genome:
   def to_dict(self) -> dict[str, Any]:
     """A JSON-compatible dict that ``Genome.from_dict`` reads back."""
     return {
+      "meta_architecture": self.meta_architecture,
       **{field: getattr(self, field) for field in _GLOBAL_FIELDS},
       "stages": [s.to_dict() for s in self.stages],
     }
 
   @classmethod
   def from_dict(cls, data: Any) -> "Genome":
-    """Reads a dict written by ``to_dict``.
+    """Reads a dict written by ``to_dict``; one without ``meta_architecture``
+    (written before there were two) is of this ResNet-like one.
 
     Raises:
       InvalidGenomeError: keys are unknown or missing, or a value is of the
         wrong type or out of range; the message names the field's path.
     """
+    check_meta_architecture(data, cls.meta_architecture)
+    optional = ("meta_architecture", "stem_filters")
     checks.check_keys(
-      data, _GENOME_KEYS, "genome", required=tuple(k for k in _GENOME_KEYS if k != "stem_filters")
+      data, _GENOME_KEYS, "genome", required=tuple(k for k in _GENOME_KEYS if k not in optional)
     )
     if not isinstance(data["stages"], list):
       checks.fail("stages", data["stages"], "a list of stage objects")
@@ -281,28 +337,37 @@ class Genome:
     for i, stage in enumerate(data["stages"]):
       path = f"stages[{i}]"
       checks.check_keys(stage, ("repeats", "filters", "branches"), path)
-      if not isinstance(stage["branches"], list):
-        checks.fail(f"{path}.branches", stage["branches"], "a list of branch objects")
-      branches = []
-      for j, branch in enumerate(stage["branches"]):
-        checks.check_keys(
-          branch,
-          ("type",) + tuple(BRANCH_FIELDS["conv2"]),
-          f"{path}.branches[{j}]",
-          required=("type",),
-        )
-        try:
-          branches.append(Branch(**branch))
-        except InvalidGenomeError as e:
-          raise InvalidGenomeError(f"{path}.branches[{j}].{e}") from None
+      branches = branches_from_dicts(stage["branches"], path)
       try:
-        stages.append(
-          Stage(repeats=stage["repeats"], filters=stage["filters"], branches=tuple(branches))
-        )
+        stages.append(Stage(repeats=stage["repeats"], filters=stage["filters"], branches=branches))
       except InvalidGenomeError as e:
         raise InvalidGenomeError(f"{path}.{e}") from None
-    fields = {k: data[k] for k in _GENOME_KEYS if k in data and k != "stages"}
+    fields = {k: data[k] for k in _GLOBAL_FIELDS if k in data}
     return cls(stages=tuple(stages), **fields)
+
+
+def meta_architecture_of(data: Any) -> str:
+  """The meta-architecture a genome dict names; 'resnet' when it names none.
+
+  Raises:
+    InvalidGenomeError: it names one that does not exist.
+  """
+  value = data.get("meta_architecture", "resnet") if isinstance(data, dict) else "resnet"
+  if value not in META_ARCHITECTURES:
+    checks.fail("meta_architecture", value, "one of " + ", ".join(map(repr, META_ARCHITECTURES)))
+  return value
+
+
+def check_meta_architecture(data: Any, expected: str) -> None:
+  """Raises InvalidGenomeError unless the dict ``data`` is a genome of ``expected``."""
+  if not isinstance(data, dict):
+    return  # ``checks.check_keys`` says what it should be.
+  found = meta_architecture_of(data)
+  if found != expected:
+    raise InvalidGenomeError(
+      f"meta_architecture: got {found!r}, but this reader builds {expected!r} genomes; "
+      "read EvaNet genomes with EvanetMethod.genome_from_dict, which picks the right one"
+    )
 
 
 # The genome's fields other than its stages.
@@ -314,7 +379,7 @@ _GLOBAL_FIELDS = (
   "pool4_time",
   "stem_filters",
 )
-_GENOME_KEYS = (*_GLOBAL_FIELDS, "stages")
+_GENOME_KEYS = ("meta_architecture", *_GLOBAL_FIELDS, "stages")
 
 
 def genome_distance(a: Genome, b: Genome) -> int:
@@ -332,7 +397,6 @@ def genome_distance(a: Genome, b: Genome) -> int:
   """
   distance = sum(getattr(a, f) != getattr(b, f) for f in _GLOBAL_FIELDS)
   for x, y in zip(a.stages, b.stages):
-    left, right = Counter(x.branches), Counter(y.branches)
     distance += abs(x.repeats - y.repeats) + (x.filters != y.filters)
-    distance += sum(((left - right) + (right - left)).values())
+    distance += branches_distance(x.branches, y.branches)
   return int(distance)

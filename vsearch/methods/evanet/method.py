@@ -8,8 +8,15 @@ children heavily early on and lightly late (``mutation_schedule``), so the
 population explores widely first and then refines several different, similarly
 good architectures, which ``ensemble`` then combines.
 
-This module holds the search space and ``EvanetMethod``; the genome is in
-``genome``, the builder in ``model``.
+It does so in either of the paper's two meta-architectures, chosen by
+``EvanetMethod.meta_architecture``: 'resnet' (the released one: ``genome``,
+``model``, ``EvanetSearchSpace``) or 'inception' (I3D-like, reconstructed:
+``inception``, ``inception_model``, ``inception.InceptionSearchSpace``). The
+branches, their sampling and the mutations are shared; a genome records its
+meta-architecture, so ``genome_from_dict`` and ``build`` rebuild a record's
+model whichever the method is configured for.
+
+This module holds the ResNet-like search space and ``EvanetMethod``.
 """
 
 import dataclasses
@@ -21,21 +28,39 @@ import numpy as np
 
 from vsearch.data.clips import STREAMS, ClipSpec
 from vsearch.errors import InvalidGenomeError, UserError
-from vsearch.methods import base
+from vsearch.methods import base, checks
 from vsearch.methods.evanet.genome import (
   BRANCH_FIELDS,
   BRANCH_TYPES,
   CONV_TYPES,
+  META_ARCHITECTURES,
   NUM_STAGES,
   TEMPORAL_LENGTHS,
   Branch,
   Genome,
   Stage,
   genome_distance,
+  meta_architecture_of,
 )
+from vsearch.methods.evanet.inception import (
+  InceptionGenome,
+  InceptionSearchSpace,
+  Module,
+  inception_distance,
+)
+from vsearch.methods.evanet.inception_model import build_inception_model
 from vsearch.methods.evanet.model import build_model
 
 MUTATION_KINDS = ("branch_type", "conv_type", "time", "add_branch", "remove_branch", "repeats")
+
+# Per meta-architecture: its genome, the mutations that apply (Inception
+# modules have no repeats) and the global fields they change.
+_GENOMES = {"resnet": Genome, "inception": InceptionGenome}
+_KINDS = {"resnet": MUTATION_KINDS, "inception": MUTATION_KINDS[:-1]}
+_GLOBAL_SLOTS = {
+  "resnet": ("stem_time", "pool1_time", "pool3_time", "pool4_time", "stem_conv_type"),
+  "inception": ("stem_time", "stem_conv_type"),
+}
 
 
 @gin.configurable
@@ -71,19 +96,8 @@ class EvanetSearchSpace:
       ("repeats", None),
       ("stage_filters", None),
     ):
-      value = getattr(self, name)
-      if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise UserError(f"EvanetSearchSpace.{name} must be a non-empty list, got {value!r}")
-      if allowed is None:
-        bad = [v for v in value if not isinstance(v, int) or isinstance(v, bool) or v < 1]
-      else:
-        bad = [v for v in value if v not in allowed]
-      if bad:
-        raise UserError(
-          f"EvanetSearchSpace.{name} holds invalid choices "
-          f"{bad}; allowed: {allowed or 'positive ints'}"
-        )
-      object.__setattr__(self, name, tuple(value))
+      choices = checks.check_choices("EvanetSearchSpace", name, getattr(self, name), allowed)
+      object.__setattr__(self, name, choices)
     if len(self.stage_filters) != NUM_STAGES:
       raise UserError(
         f"EvanetSearchSpace.stage_filters needs {NUM_STAGES} widths, got {self.stage_filters}"
@@ -118,16 +132,27 @@ def mutation_schedule(
   return int(round(early + (late - early) * fraction))
 
 
-def _replace_stage(genome: Genome, s: int, **changes) -> Genome:
-  stages = list(genome.stages)
-  stages[s] = dataclasses.replace(stages[s], **changes)
-  return dataclasses.replace(genome, stages=tuple(stages))
+def _replace_stage(genome, s: int, **changes):
+  """``genome`` with stage (or module) ``s`` changed."""
+  blocks = list(genome.blocks)
+  blocks[s] = dataclasses.replace(blocks[s], **changes)
+  return genome.with_blocks(blocks)
 
 
-def _replace_branch(genome: Genome, s: int, j: int, branch: Branch) -> Genome:
-  branches = list(genome.stages[s].branches)
+def _replace_branch(genome, s: int, j: int, branch: Branch):
+  branches = list(genome.blocks[s].branches)
   branches[j] = branch
   return _replace_stage(genome, s, branches=tuple(branches))
+
+
+def _edits_from_nothing(genome) -> int:
+  """Edits that write ``genome`` from scratch: one per global field, and per
+  block one for its width, one per branch and one per repeat. Between two
+  meta-architectures, the distance is the sum of both genomes' (no edit turns
+  one into the other); as an edit changes this count by at most 1, the
+  distance stays a metric."""
+  fields = len(genome.to_dict()) - 2  # Less meta_architecture and the blocks.
+  return fields + sum(1 + len(b.branches) + getattr(b, "repeats", 0) for b in genome.blocks)
 
 
 @gin.configurable
@@ -135,7 +160,9 @@ class EvanetMethod:
   """EvaNet: sampling, mutation and building of EvaNet genomes.
 
   Args:
-    space: the choices genomes are drawn from; ``EvanetSearchSpace()`` if None.
+    space: the choices genomes are drawn from: an ``EvanetSearchSpace`` for
+      the 'resnet' meta-architecture, an ``InceptionSearchSpace`` for
+      'inception'; None: that space's defaults (the published widths).
     num_frames, frame_stride, resolution: the clips every model reads (the
       meta-architecture is fixed, so the clip is too).
     stream: 'rgb' (3 channels) or 'flow' (2 channels of optical flow,
@@ -143,13 +170,20 @@ class EvanetMethod:
     dropout_rate: dropout before the classifier.
     num_mutations: maps search progress to the mutations per child.
     max_attempts: draws before ``sample`` or ``mutate`` give up.
+    meta_architecture: 'resnet' (the released one, the default) or
+      'inception' (I3D-like): what ``sample`` draws and ``mutate`` takes.
+      ``build`` builds any EvaNet genome, of either.
+
+  Raises:
+    UserError: an unknown stream or meta-architecture, or a space of the
+      other meta-architecture.
   """
 
   name = "evanet"
 
   def __init__(
     self,
-    space: Optional[EvanetSearchSpace] = None,
+    space: Optional[EvanetSearchSpace | InceptionSearchSpace] = None,
     num_frames: int = 32,
     frame_stride: int = 2,
     resolution: int = 224,
@@ -157,10 +191,25 @@ class EvanetMethod:
     dropout_rate: float = 0.5,
     num_mutations: Callable[[float], int] = mutation_schedule,
     max_attempts: int = 1000,
+    meta_architecture: str = "resnet",
   ):
     if stream not in STREAMS:
       raise UserError(f"EvanetMethod.stream must be one of {STREAMS}, got {stream!r}")
-    self.space = space if space is not None else EvanetSearchSpace()
+    if meta_architecture not in META_ARCHITECTURES:
+      raise UserError(
+        f"EvanetMethod.meta_architecture must be one of {META_ARCHITECTURES}, "
+        f"got {meta_architecture!r}"
+      )
+    space_type = EvanetSearchSpace if meta_architecture == "resnet" else InceptionSearchSpace
+    if space is None:
+      space = space_type()
+    if not isinstance(space, space_type):
+      raise UserError(
+        f"EvanetMethod.meta_architecture = {meta_architecture!r} searches an "
+        f"{space_type.__name__}, but EvanetMethod.space is a {type(space).__name__}"
+      )
+    self.meta_architecture = meta_architecture
+    self.space = space
     self.clip = ClipSpec(
       num_frames=num_frames, frame_stride=frame_stride, resolution=resolution, stream=stream
     )
@@ -190,16 +239,14 @@ class EvanetMethod:
     space = self.space
     for _ in range(self.max_attempts):
       try:
+        if self.meta_architecture == "inception":
+          return self._sample_inception(rng)
         stages = []
         for filters in space.stage_filters:
           count = int(rng.integers(space.min_branches, space.max_branches + 1))
-          stages.append(
-            Stage(
-              repeats=base.choice(rng, space.repeats),
-              filters=filters,
-              branches=tuple(self.sample_branch(rng) for _ in range(count)),
-            )
-          )
+          repeats = base.choice(rng, space.repeats)
+          branches = tuple(self.sample_branch(rng) for _ in range(count))
+          stages.append(Stage(repeats=repeats, filters=filters, branches=branches))
         return Genome(
           stem_conv_type=base.choice(rng, space.conv_types),
           stem_time=base.choice(rng, space.temporal_lengths),
@@ -211,10 +258,24 @@ class EvanetMethod:
         )
       except InvalidGenomeError:
         continue
+    filters = "stage_filters" if self.meta_architecture == "resnet" else "module_filters"
     raise UserError(
       f"No valid EvaNet genome in {self.max_attempts} draws: "
-      "EvanetSearchSpace.stage_filters are too small for "
+      f"{type(space).__name__}.{filters} are too small for "
       "max_branches; raise the filters or lower max_branches."
+    )
+
+  def _sample_inception(self, rng: np.random.Generator) -> InceptionGenome:
+    space, modules = self.space, []
+    for filters in space.module_filters:
+      count = int(rng.integers(space.min_branches, space.max_branches + 1))
+      modules.append(Module(tuple(self.sample_branch(rng) for _ in range(count)), filters))
+    return InceptionGenome(
+      stem_conv_type=base.choice(rng, space.conv_types),
+      stem_time=base.choice(rng, space.temporal_lengths),
+      modules=tuple(modules),
+      stem_filters=space.stem_filters,
+      stem_out_filters=space.stem_out_filters,
     )
 
   def mutate(
@@ -225,17 +286,26 @@ class EvanetMethod:
     Each mutation is one of ``MUTATION_KINDS``: change a branch's type, a
     conv type (a branch's or the stem's), a temporal length (a branch's, the
     stem's or a pool's), add a branch, remove a branch, or change a stage's
-    repeats. Every step gives a valid genome, and the child differs from
-    the parent.
+    repeats. Inception modules have no repeats and their pools are fixed, so
+    those are not changed there. Every step gives a valid genome, and the
+    child differs from the parent.
 
     Returns:
       The child and what changed, e.g. "res3 add branch 2: maxpool t7;
       res5 repeats 3 -> 2".
 
     Raises:
-      UserError: the space offers no valid change.
+      UserError: the space offers no valid change, or the genome is of the
+        other meta-architecture.
     """
-    base.expect_genome(genome, Genome, "EvanetMethod")
+    if not isinstance(genome, (Genome, InceptionGenome)):
+      base.expect_genome(genome, _GENOMES[self.meta_architecture], "EvanetMethod")
+    if genome.meta_architecture != self.meta_architecture:
+      raise UserError(
+        f"EvanetMethod.meta_architecture = {self.meta_architecture!r} cannot mutate a "
+        f"{genome.meta_architecture!r} genome; set EvanetMethod.meta_architecture = "
+        f"{genome.meta_architecture!r}"
+      )
     count = self.num_mutations(progress)
     for _ in range(self.max_attempts):
       child, changes = genome, []
@@ -244,11 +314,11 @@ class EvanetMethod:
         changes.append(change)
       if child != genome:
         return child, "; ".join(changes)
-    raise UserError(f"EvanetSearchSpace offers no valid mutation of {genome}.")
+    raise UserError(f"{type(self.space).__name__} offers no valid mutation of {genome}.")
 
   def _mutate_once(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
     for _ in range(self.max_attempts):
-      kind = base.choice(rng, MUTATION_KINDS)
+      kind = base.choice(rng, _KINDS[genome.meta_architecture])
       proposal = getattr(self, f"_{kind}")(genome, rng)
       if proposal is None:
         continue
@@ -259,12 +329,12 @@ class EvanetMethod:
         continue  # E.g. a new branch type the stage is too narrow for.
       if child != genome:
         return child, description
-    raise UserError(f"EvanetSearchSpace offers no valid mutation of {genome}.")
+    raise UserError(f"{type(self.space).__name__} offers no valid mutation of {genome}.")
 
   def _branch_type(self, genome, rng):
-    s = int(rng.integers(NUM_STAGES))
-    j = int(rng.integers(len(genome.stages[s].branches)))
-    old = genome.stages[s].branches[j]
+    s = int(rng.integers(len(genome.blocks)))
+    j = int(rng.integers(len(genome.blocks[s].branches)))
+    old = genome.blocks[s].branches[j]
     types = [t for t in self.space.branch_types if t != old.type]
     if not types:
       return None
@@ -274,24 +344,24 @@ class EvanetMethod:
     new = dataclasses.replace(new, **kept)
     return (
       lambda: _replace_branch(genome, s, j, new),
-      f"res{s + 2} branch {j}: {old.describe()} -> {new.describe()}",
+      f"{genome.block_label(s)} branch {j}: {old.describe()} -> {new.describe()}",
     )
 
   def _slots(self, genome: Genome, prefix: str):
     """(description, getter value, setter) of every field named ``prefix*``."""
     slots = []
-    for field in ("stem_time", "pool1_time", "pool3_time", "pool4_time", "stem_conv_type"):
+    for field in _GLOBAL_SLOTS[genome.meta_architecture]:
       if field.startswith("stem_conv") == (prefix == "conv_type"):
         slots.append(
           (field, getattr(genome, field), lambda v, f=field: dataclasses.replace(genome, **{f: v}))
         )
-    for s, stage in enumerate(genome.stages):
+    for s, stage in enumerate(genome.blocks):
       for j, branch in enumerate(stage.branches):
         for field in BRANCH_FIELDS[branch.type]:
           if field.startswith(prefix):
             slots.append(
               (
-                f"res{s + 2} branch {j} ({branch.describe()}) {field}",
+                f"{genome.block_label(s)} branch {j} ({branch.describe()}) {field}",
                 getattr(branch, field),
                 lambda v, s=s, j=j, b=branch, f=field: _replace_branch(
                   genome, s, j, dataclasses.replace(b, **{f: v})
@@ -319,30 +389,30 @@ class EvanetMethod:
     return self._change_slot(genome, rng, "time", self.space.temporal_lengths)
 
   def _add_branch(self, genome, rng):
-    stages = [s for s, st in enumerate(genome.stages) if len(st.branches) < self.space.max_branches]
+    stages = [s for s, st in enumerate(genome.blocks) if len(st.branches) < self.space.max_branches]
     if not stages:
       return None
     s = base.choice(rng, stages)
-    at = int(rng.integers(len(genome.stages[s].branches) + 1))
+    at = int(rng.integers(len(genome.blocks[s].branches) + 1))
     new = self.sample_branch(rng)
-    branches = genome.stages[s].branches
+    branches = genome.blocks[s].branches
     return (
       lambda: _replace_stage(genome, s, branches=branches[:at] + (new,) + branches[at:]),
-      f"res{s + 2} add branch {at}: {new.describe()}",
+      f"{genome.block_label(s)} add branch {at}: {new.describe()}",
     )
 
   def _remove_branch(self, genome, rng):
     stages = [
-      s for s, st in enumerate(genome.stages) if len(st.branches) > max(self.space.min_branches, 1)
+      s for s, st in enumerate(genome.blocks) if len(st.branches) > max(self.space.min_branches, 1)
     ]
     if not stages:
       return None
     s = base.choice(rng, stages)
-    branches = genome.stages[s].branches
+    branches = genome.blocks[s].branches
     at = int(rng.integers(len(branches)))
     return (
       lambda: _replace_stage(genome, s, branches=branches[:at] + branches[at + 1 :]),
-      f"res{s + 2} remove branch {at}: {branches[at].describe()}",
+      f"{genome.block_label(s)} remove branch {at}: {branches[at].describe()}",
     )
 
   def _repeats(self, genome, rng):
@@ -354,18 +424,20 @@ class EvanetMethod:
     new = base.choice(rng, options)
     return (lambda: _replace_stage(genome, s, repeats=new), f"res{s + 2} repeats {old} -> {new}")
 
-  def genome_from_dict(self, data: dict[str, Any]) -> Genome:
-    """Reads a ``Genome.to_dict`` dict; raises InvalidGenomeError."""
-    return Genome.from_dict(data)
+  def genome_from_dict(self, data: dict[str, Any]) -> Genome | InceptionGenome:
+    """Reads a ``to_dict`` dict of either meta-architecture, by its
+    ``meta_architecture`` ('resnet' when absent); raises InvalidGenomeError."""
+    return _GENOMES[meta_architecture_of(data)].from_dict(data)
 
   def clip_spec(self, genome: Genome) -> ClipSpec:
     """The clips every EvaNet model of this method reads."""
     del genome  # The meta-architecture fixes the clip.
     return self.clip
 
-  def build(self, genome: Genome, num_classes: int, name: str = "evanet"):
-    """The Keras model: clips (B, T, H, W, C) -> logits (B, classes)."""
-    return build_model(
+  def build(self, genome: Genome | InceptionGenome, num_classes: int, name: str = "evanet"):
+    """The Keras model of the genome's meta-architecture: clips (B, T, H, W, C) -> logits."""
+    builder = build_inception_model if isinstance(genome, InceptionGenome) else build_model
+    return builder(
       genome, num_classes, self.clip.input_shape, dropout_rate=self.dropout_rate, name=name
     )
 
@@ -380,8 +452,13 @@ class EvanetMethod:
       dropout_rate=self.dropout_rate,
       num_mutations=self.num_mutations,
       max_attempts=self.max_attempts,
+      meta_architecture=self.meta_architecture,
     )
 
-  def distance(self, a: Genome, b: Genome) -> int:
-    """``genome_distance``: edits between two architectures."""
-    return genome_distance(a, b)
+  def distance(self, a, b) -> int:
+    """Edits between two architectures: ``genome_distance`` or
+    ``inception_distance``; between meta-architectures, ``_edits_from_nothing``
+    of both."""
+    if a.meta_architecture != b.meta_architecture:
+      return _edits_from_nothing(a) + _edits_from_nothing(b)
+    return (genome_distance if isinstance(a, Genome) else inception_distance)(a, b)

@@ -26,9 +26,9 @@ BN momentum 0.9, epsilon 1e-5, He-normal init, no conv biases. Every 3-D
 conv is a ``vsearch.methods.evanet.conv3d.SpaceTimeConv3D`` (a Conv3D
 computed as one Conv2D over stacked temporal taps: fast to train on CPUs and
 int8 in TFLite), every 3-D max-pool a spatial then a temporal 2-D max-pool
-(``conv3d.max_pool3d``); ``vsearch.methods.evanet.itgm.synthesize_itgm``
-turns iTGM convs into ``SpaceTimeConv3D`` layers holding their synthesised
-kernels for export.
+(``conv3d.max_pool3d``). For export (``vsearch.nn.export_form``, which
+TFLite conversion applies) iTGM convs become ``SpaceTimeConv3D`` layers
+holding their synthesised kernels, stacked as the 2-D conv takes them.
 """
 
 import tensorflow as tf
@@ -38,7 +38,8 @@ from vsearch.methods.evanet.genome import Branch, Genome, Stage
 from vsearch.nn import layers
 
 
-def _conv3d(x, filters: int, kernel, strides=(1, 1, 1), *, name: str):
+def conv_3d(x, filters: int, kernel, strides=(1, 1, 1), *, name: str):
+  """A Conv3D (SAME, no bias) as a ``SpaceTimeConv3D``: one Conv2D over stacked taps."""
   # Conv3D through one Conv2D: TF's CPU Conv3D gradients are unusably slow.
   return conv3d.SpaceTimeConv3D(filters, kernel, strides, name=name)(x)
 
@@ -48,57 +49,58 @@ def space_time_conv(
 ):
   """A (time, size, size) conv of ``conv_type``, without BN on its output."""
   if conv_type == "3d":
-    return _conv3d(x, filters, (time, size, size), strides, name=name)
+    return conv_3d(x, filters, (time, size, size), strides, name=name)
   if conv_type == "itgm":
     return itgm.ITGMConv3D(filters, (time, size, size), strides, name=name)(x)
   if conv_type == "2plus1d":
     t_stride, h_stride, w_stride = strides
-    x = _conv3d(x, max(filters // 2, 1), (time, 1, 1), (t_stride, 1, 1), name=f"{name}_temporal")
+    x = conv_3d(x, max(filters // 2, 1), (time, 1, 1), (t_stride, 1, 1), name=f"{name}_temporal")
     x = layers.batch_norm(x, name=f"{name}_temporal_bn")
     x = tf.keras.layers.ReLU(name=f"{name}_temporal_relu")(x)
-    return _conv3d(x, filters, (1, size, size), (1, h_stride, w_stride), name=f"{name}_spatial")
+    return conv_3d(x, filters, (1, size, size), (1, h_stride, w_stride), name=f"{name}_spatial")
   raise ValueError(f"unknown conv type {conv_type!r}")
 
 
-def _bn(x, relu: bool, name: str):
+def bn(x, relu: bool, name: str):
+  """BN (layer ``<name>_bn``), then a ReLU (``<name>_relu``) if ``relu``."""
   x = layers.batch_norm(x, name=f"{name}_bn")
   return tf.keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def _branch(x, branch: Branch, width: int, use_time: bool, name: str):
-  """One branch at ``width`` output channels; temporal convs of length 1
-  where ``use_time`` is False."""
+def build_branch(x, branch: Branch, width: int, use_time: bool, name: str):
+  """One branch at ``width`` output channels, ending in BN without ReLU;
+  temporal convs of length 1 where ``use_time`` is False."""
   time = branch.time if use_time else 1
   if branch.type == "1x1":
-    return _bn(_conv3d(x, width, 1, name=f"{name}_1x1"), False, f"{name}_1x1")
+    return bn(conv_3d(x, width, 1, name=f"{name}_1x1"), False, f"{name}_1x1")
   if branch.type == "maxpool":
     x = conv3d.max_pool3d(x, (branch.time, 3, 3), (1, 1, 1), name=f"{name}_pool")
-    return _bn(_conv3d(x, width, 1, name=f"{name}_1x1"), False, f"{name}_1x1")
+    return bn(conv_3d(x, width, 1, name=f"{name}_1x1"), False, f"{name}_1x1")
   if branch.type == "conv":
-    x = _bn(_conv3d(x, width // 2, 1, name=f"{name}_1x1"), True, f"{name}_1x1")
+    x = bn(conv_3d(x, width // 2, 1, name=f"{name}_1x1"), True, f"{name}_1x1")
     x = space_time_conv(x, branch.conv_type, width, time, 3, name=f"{name}_conv")
-    return _bn(x, False, f"{name}_conv")
+    return bn(x, False, f"{name}_conv")
   # conv2
   time2 = branch.time2 if use_time else 1
-  x = _bn(_conv3d(x, width // 4, 1, name=f"{name}_1x1"), True, f"{name}_1x1")
+  x = bn(conv_3d(x, width // 4, 1, name=f"{name}_1x1"), True, f"{name}_1x1")
   x = space_time_conv(x, branch.conv_type, width // 2, time, 3, name=f"{name}_conv")
-  x = _bn(x, True, f"{name}_conv")
+  x = bn(x, True, f"{name}_conv")
   x = space_time_conv(x, branch.conv_type2, width, time2, 3, name=f"{name}_conv2")
-  return _bn(x, False, f"{name}_conv2")
+  return bn(x, False, f"{name}_conv2")
 
 
 def _unit(x, stage: Stage, repeat: int, name: str):
   """One residual unit of ``stage``."""
   use_time = repeat % 2 == 0
   outputs = [
-    _branch(x, b, stage.branch_width, use_time, f"{name}_b{j}")
+    build_branch(x, b, stage.branch_width, use_time, f"{name}_b{j}")
     for j, b in enumerate(stage.branches)
   ]
   y = (
     outputs[0] if len(outputs) == 1 else tf.keras.layers.Concatenate(name=f"{name}_concat")(outputs)
   )
   if repeat == 0:
-    shortcut = _bn(_conv3d(x, stage.width, 1, name=f"{name}_shortcut"), False, f"{name}_shortcut")
+    shortcut = bn(conv_3d(x, stage.width, 1, name=f"{name}_shortcut"), False, f"{name}_shortcut")
   else:
     shortcut = x
   y = tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
@@ -128,7 +130,7 @@ def build_model(
   x = space_time_conv(
     clips, genome.stem_conv_type, genome.stem_filters, genome.stem_time, 7, (2, 2, 2), name="stem"
   )
-  x = _bn(x, True, "stem")
+  x = bn(x, True, "stem")
   x = conv3d.max_pool3d(x, (genome.pool1_time, 3, 3), (2, 2, 2), name="pool1")
   pools = {1: (genome.pool1_time, 3), 2: (genome.pool3_time, 2), 3: (genome.pool4_time, 2)}
   for s, stage in enumerate(genome.stages):
@@ -137,11 +139,11 @@ def build_model(
       x = conv3d.max_pool3d(x, (time, size, size), (1, 2, 2), name=f"pool{s + 1}")
     for r in range(stage.repeats):
       x = _unit(x, stage, r, name=f"res{s + 2}_u{r}")
-  return tf.keras.Model(clips, _head(x, num_classes, dropout_rate), name=name)
+  return tf.keras.Model(clips, head(x, num_classes, dropout_rate), name=name)
 
 
-def _head(x, num_classes: int, dropout_rate: float):
-  """The released head on (B, T, H, W, C), from 2-D ops: logits (B, classes).
+def head(x, num_classes: int, dropout_rate: float):
+  """The released head (I3D's too) on (B, T, H, W, C), from 2-D ops: logits (B, classes).
 
   The (min(T, 2), H, W) average pool is the spatial mean per frame followed
   by a (min(T, 2), 1) average pool over time; the 1×1×1 conv a 1×1 Conv2D on
