@@ -41,7 +41,6 @@ order, so callers match inputs by name (``vsearch.deploy.litert_runner`` does).
 import contextlib
 import ctypes
 import dataclasses
-import gc
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -360,9 +359,10 @@ def release_freed_memory() -> None:
   Converting and calibrating a published model frees gigabytes that glibc
   keeps for reuse (3.6 GB after AssembleNet++-50's float conversion), so the
   next conversion in the same process would start that much higher. Elsewhere
-  than glibc there is nothing to trim.
+  than glibc there is nothing to trim. No ``gc.collect()``: it costs 0.2 s in
+  a search process and would run on every child the runtime gate converts;
+  the converter is freed by reference counting (``del`` in ``to_tflite``).
   """
-  gc.collect()
   try:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
   except (OSError, AttributeError):
