@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
 
 from vsearch.deploy import latency, quantize
 from vsearch.errors import CandidateError, InvalidGenomeError, UserError
@@ -165,6 +166,38 @@ def test_conv3d_model_is_reported_not_fully_int8():
   assert converted.summary()["float_ops"] == ["CONV_3D"]
   with pytest.raises(CandidateError, match="not fully int8: CONV_3D"):
     converted.require_fully_int8()
+
+
+def test_int8_file_computes_what_the_converters_own_int8_conversion_computes(tiny_model):
+  # to_tflite stops the converter before its calibration so the converter and
+  # the frozen graph are freed first (AssembleNet++-50 would not fit
+  # otherwise); the file must compute exactly what one converter.convert()
+  # call gives (every range is seen here, so no range is widened).
+  clips = _clips(4)
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+    [cost.frozen_function(tiny_model)], tf.Module()
+  )
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = lambda: ([clip[None]] for clip in clips)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  converter.inference_input_type = converter.inference_output_type = tf.int8
+  theirs = converter.convert()
+  ours = quantize.to_tflite(tiny_model, "int8", clips).content
+  assert quantize.inspect_ops(ours) == quantize.inspect_ops(theirs)
+  test_clips = np.random.default_rng(1).integers(-128, 128, (3, 1, *CLIP_SHAPE), dtype=np.int8)
+  outputs = []
+  for content in (ours, theirs):
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    logits = []
+    for clip in test_clips:
+      interpreter.set_tensor(inp["index"], clip)
+      interpreter.invoke()
+      logits.append(interpreter.get_tensor(out["index"]).copy())
+    outputs.append((inp["quantization"], out["quantization"], np.stack(logits)))
+  assert outputs[0][:2] == outputs[1][:2]
+  np.testing.assert_array_equal(outputs[0][2], outputs[1][2])
 
 
 def test_a_tensor_calibration_never_saw_move_gets_a_scale_xnnpack_loads():

@@ -51,10 +51,11 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
 # Not exported under tf.lite: the quantizer that keeps named nodes in float
-# (what tf.lite.experimental.QuantizationDebugger uses), and the class the
-# converter raises.
+# (what tf.lite.experimental.QuantizationDebugger uses), the calibrator the
+# converter runs, and the class the converter raises.
 from tensorflow.lite.python import convert as tflite_convert
 from tensorflow.lite.python.convert_phase import ConverterError
+from tensorflow.lite.python.optimize import calibrator as tflite_calibrator
 
 from vsearch import quiet
 from vsearch.deploy.calibration import (  # noqa: F401  (part of this module's API)
@@ -311,6 +312,7 @@ def to_tflite(
   # The frozen function holds no variables, so an empty module is enough to
   # take the current (saved-model) conversion path.
   converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], tf.Module())
+  islands = ()
   if format == INT8:
     if calibration is None:
       raise UserError("int8 conversion needs calibration clips.")
@@ -320,27 +322,34 @@ def to_tflite(
     samples = calibration_samples(
       calibration, shapes if len(shapes) > 1 else next(iter(shapes.values())), num_calibration_clips
     )
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
     # A list sample would go to the TFLite inputs in the converted model's
     # order, which need not be the Keras order; a dict goes by the names of
     # the serving_default signature, which are the Keras input names.
-    converter.representative_dataset = lambda: (
-      clip if isinstance(clip, dict) else [clip] for clip in samples()
+    def calibration_inputs():
+      return (clip if isinstance(clip, dict) else [clip] for clip in samples())
+
+    islands = tuple(float_island_layers(model) if float_layers is None else float_layers)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration_inputs
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
+      [tf.lite.OpsSet.TFLITE_BUILTINS] if islands else []  # The islands' float kernels.
     )
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-  islands = ()
-  if format == INT8:
-    islands = tuple(float_island_layers(model) if float_layers is None else float_layers)
   try:
     with _quiet(quiet):
-      content = _quantize_int8(converter, islands) if format == INT8 else converter.convert()
+      content = _prepared_for_calibration(converter) if format == INT8 else converter.convert()
+      # The converter and the frozen graph hold gigabytes for a published
+      # model (4 GB of AssembleNet++-50's 8.3 GB); calibration needs neither.
+      del converter, frozen
+      release_freed_memory()
+      if format == INT8:
+        content = _quantize_int8(content, calibration_inputs, islands)
   except (ConverterError, RuntimeError) as e:
     # RuntimeError: calibration failed (e.g. a kernel refused a shape).
     raise CandidateError(_conversion_failure(e, format)) from e
   finally:
-    del converter, frozen
     release_freed_memory()
   input_dtype, output_dtype = _io_dtypes(content)
   return TfliteModel(
@@ -369,26 +378,49 @@ def release_freed_memory() -> None:
     pass
 
 
-def _quantize_int8(converter, islands: Sequence[str]) -> bytes:
-  """Full-integer int8, except the ops of the layers ``islands``, kept float.
+def _prepared_for_calibration(converter) -> bytes:
+  """The float model ``converter.convert()`` would calibrate for int8.
 
-  What ``converter.convert()`` does for int8, in its two steps, with one
-  repair between them. Calibration records each tensor's range; a tensor that
-  was zero on every calibration clip (a ReLU no clip switched on) gets a
-  range of width 0 or ``FLT_MIN`` and, from the quantizer, a scale of 0 or
-  about 1e-8, which XNNPACK cannot load (LiteRT aborted the process).
-  ``_widen_unseen_ranges`` gives such a tensor the range [0, 1] before
-  quantization, so its consumers' bias scales follow from it. Islands' nodes
-  (ops whose output carries a layer's name scope) are deny-listed: the
-  quantizer puts a DEQUANTIZE before and a QUANTIZE after each island.
+  The converter converts the graph with its int8 settings, then calibrates
+  and quantizes the result in the same call, holding its own state (and the
+  caller the frozen graph) all the while: 8.3 GB for AssembleNet++-50 before
+  calibration adds 5.6 GB. Stopping it at its quantization step
+  (``_quantize``, which receives the converted float model) lets the caller
+  free both before calibrating (``_quantize_int8``). The model is the one the
+  converter's own int8 path calibrates (its int8 settings shape the
+  conversion), not the plain float conversion.
   """
-  if islands:
-    converter.target_spec.supported_ops = [
-      tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-      tf.lite.OpsSet.TFLITE_BUILTINS,  # The islands' float kernels.
-    ]
-  converter._experimental_calibrate_only = True  # pylint: disable=protected-access
-  calibrated = _widen_unseen_ranges(converter.convert())
+  prepared = []
+
+  def keep(model, *unused_args, **unused_kwargs):
+    prepared.append(model)
+    return model
+
+  converter._quantize = keep  # pylint: disable=protected-access
+  converter.convert()
+  if not prepared:  # A converter that no longer quantizes through _quantize.
+    raise RuntimeError("the TFLite converter did not reach its int8 quantization step")
+  return prepared[0]
+
+
+def _quantize_int8(prepared: bytes, samples, islands: Sequence[str]) -> bytes:
+  """``prepared`` calibrated on ``samples`` and quantized to int8, except the
+  ops of the layers ``islands``, kept float.
+
+  What the converter's int8 path does after converting, with one repair
+  between calibration and quantization. Calibration records each tensor's
+  range; a tensor that was zero on every calibration clip (a ReLU no clip
+  switched on) gets a range of width 0 or ``FLT_MIN`` and, from the
+  quantizer, a scale of 0 or about 1e-8, which XNNPACK cannot load (LiteRT
+  aborted the process). ``_widen_unseen_ranges`` gives such a tensor the
+  range [0, 1] before quantization, so its consumers' bias scales follow from
+  it. Islands' nodes (ops whose output carries a layer's name scope) are
+  deny-listed: the quantizer puts a DEQUANTIZE before and a QUANTIZE after
+  each island.
+  """
+  calibrator = tflite_calibrator.Calibrator(tflite_calibrator.add_intermediate_tensors(prepared))
+  calibrated = _widen_unseen_ranges(calibrator.calibrate(samples))
+  del calibrator
   release_freed_memory()  # The calibrator's copy of every tensor.
   if not islands:
     return tflite_convert.mlir_quantize(
