@@ -6,6 +6,7 @@ same files.
 """
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from gin import config_parser
 from launch import common
 from vsearch import configurables  # noqa: F401  (registers every gin configurable)
 from vsearch.jobs import qat
+from vsearch.methods import genome_source
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN_FILES = sorted(
@@ -110,3 +112,17 @@ def test_the_qat_child_gets_the_bindings_without_the_imports():
   assert "import vsearch.train.trainer" in config
   stripped = qat._without_imports(config)
   assert "import " not in stripped and "TrainConfig.steps = 1000" in stripped
+
+
+BASELINES = sorted(glob.glob(os.path.join(REPO, "benchmarks", "baselines", "*.json")))
+
+
+@pytest.mark.parametrize("path", BASELINES, ids=os.path.basename)
+def test_every_hand_made_baseline_is_a_valid_genome_of_its_method(path):
+  # The hand-made models the search configs are compared against
+  # (benchmarks/README.md) start a search through Search.initial_genomes.
+  with open(path, encoding="utf-8") as f:
+    method = json.load(f)["method"]
+  source = genome_source.resolve(genome_file=path)
+  assert source.method.name == method
+  assert source.method.genome_from_dict(source.genome.to_dict()) == source.genome
