@@ -343,8 +343,8 @@ def to_tflite(
       # The converter and the frozen graph hold gigabytes for a published
       # model (4 GB of AssembleNet++-50's 8.3 GB); calibration needs neither.
       del converter, frozen
-      release_freed_memory()
       if format == INT8:
+        release_freed_memory()
         content = _quantize_int8(content, calibration_inputs, islands)
   except (ConverterError, RuntimeError) as e:
     # RuntimeError: calibration failed (e.g. a kernel refused a shape).
